@@ -1,0 +1,15 @@
+"""The README's example: a view starts a job and answers 202 Accepted at once."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.views.decorators.http import require_POST
+
+from demo.tasks import build_report
+from jobs.api import enqueue
+
+
+@login_required
+@require_POST
+def start_report(request, report_id: int):
+    job = enqueue(build_report, report_id, rows=500, enqueued_by=request.user)
+    return JsonResponse({"job_id": str(job.pk), "status": job.status}, status=202)

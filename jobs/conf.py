@@ -1,0 +1,42 @@
+"""Typed access to the JOBS settings dict, so defaults live in one place."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+_DEFAULTS = {
+    "DEFAULT_QUEUE": "default",
+    "DEFAULT_MAX_ATTEMPTS": 3,
+    "BACKOFF_BASE": 2.0,
+    "BACKOFF_FACTOR": 2.0,
+    "BACKOFF_CAP": 3600.0,
+    "RESERVATION_SECONDS": 30.0,
+    "LEASE_SECONDS": 30.0,
+    "TASK_MODULES": [],
+}
+
+
+@dataclass(frozen=True)
+class JobsSettings:
+    default_queue: str
+    default_max_attempts: int
+    backoff_base: float
+    backoff_factor: float
+    backoff_cap: float
+    reservation_seconds: float
+    lease_seconds: float
+    task_modules: tuple[str, ...]
+
+
+def get() -> JobsSettings:
+    raw = {**_DEFAULTS, **getattr(settings, "JOBS", {})}
+    return JobsSettings(
+        default_queue=raw["DEFAULT_QUEUE"],
+        default_max_attempts=int(raw["DEFAULT_MAX_ATTEMPTS"]),
+        backoff_base=float(raw["BACKOFF_BASE"]),
+        backoff_factor=float(raw["BACKOFF_FACTOR"]),
+        backoff_cap=float(raw["BACKOFF_CAP"]),
+        reservation_seconds=float(raw["RESERVATION_SECONDS"]),
+        lease_seconds=float(raw["LEASE_SECONDS"]),
+        task_modules=tuple(raw["TASK_MODULES"]),
+    )

@@ -1,0 +1,85 @@
+"""One command for the embedded demo: database, admin user, demo jobs, web server and cluster."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from jobs.api import enqueue
+
+
+class Command(BaseCommand):
+    help = "Migrate, create a demo admin, enqueue demo jobs, run the web server and a cluster."
+
+    def add_arguments(self, parser):
+        parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
+        parser.add_argument("--no-server", action="store_true",
+                            help="Prepare data and exit (used by tests).")
+
+    def handle(self, *args, addrport: str, no_server: bool, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        username, password = self._demo_admin()
+        created = self._demo_jobs()
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo admin: username {username!r}, password {password!r}\n"
+            f"Enqueued {created} demo jobs (one succeeds after a retry, two end dead).\n"
+            f"Admin: http://{addrport}/admin/jobs/job/"
+        ))
+        if no_server:
+            return
+        cluster = subprocess.Popen(
+            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
+            env=os.environ.copy(),
+        )
+        try:
+            call_command("runserver", addrport, use_reloader=False)
+        finally:
+            cluster.send_signal(signal.SIGTERM)
+            try:
+                cluster.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                cluster.kill()
+
+    def _demo_admin(self) -> tuple[str, str]:
+        username = os.environ.get("DEMO_ADMIN_USER", "admin")
+        password = os.environ.get("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
+        User = get_user_model()
+        user, _ = User.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@example.com"}
+        )
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        return username, password
+
+    def _demo_jobs(self) -> int:
+        from demo import tasks
+
+        # Idempotency keys make a second `make run` add nothing twice.
+        specs = [
+            (tasks.add, (2, 3), {}, "demo:add"),
+            (tasks.build_report, (7,), {"rows": 250}, "demo:report"),
+            (tasks.flaky_fetch, ("https://example.com/feed",), {"fail_times": 1}, "demo:flaky"),
+            (tasks.charge_card, (1042,), {}, "demo:charge"),
+            (tasks.import_feed, ("partners.csv",), {}, "demo:import"),
+            (tasks.add, (40, 2), {}, "demo:later"),
+        ]
+        before = self._count()
+        for t, args, kwargs, key in specs:
+            run_after = timedelta(minutes=10) if key == "demo:later" else None
+            enqueue(t, *args, idempotency_key=key, run_after=run_after, **kwargs)
+        return self._count() - before
+
+    @staticmethod
+    def _count() -> int:
+        from jobs.models import Job
+
+        return Job.objects.count()

@@ -1,0 +1,195 @@
+"""The database is the source of truth: the `Job` row *is* the queue.
+
+Nothing here changes a status: every status change goes through
+`jobs.transitions`, as one guarded UPDATE.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Waiting to retry"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DEAD = "dead", "Dead"
+    CANCELLED = "cancelled", "Cancelled"
+
+    @classmethod
+    def terminal(cls) -> frozenset[JobStatus]:
+        return frozenset({cls.SUCCEEDED, cls.DEAD, cls.CANCELLED})
+
+    @classmethod
+    def runnable(cls) -> frozenset[JobStatus]:
+        return frozenset({cls.QUEUED, cls.RETRYING})
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in JobStatus.terminal()
+
+
+class AttemptStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+    LOST = "lost", "Lost (worker died)"
+    INTERRUPTED = "interrupted", "Interrupted (shutdown)"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+RUNNABLE_STATUSES = [JobStatus.QUEUED, JobStatus.RETRYING]
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(max_length=64, default="default")
+    # Higher runs first among jobs that are due.
+    priority = models.SmallIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+
+    # Tries in the current cycle (a requeue starts a new cycle; history stays).
+    attempt_count = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    # Numbers Attempt rows across cycles; also identifies the attempt that
+    # currently owns the job, so a stale worker cannot finish it.
+    last_attempt_number = models.PositiveIntegerField(default=0)
+
+    run_after = models.DateTimeField(default=timezone.now)
+    # Soft reservation by a cluster's pusher between dequeue and claim; the
+    # status stays queued, so a dead cluster's reservations simply expire.
+    reserved_until = models.DateTimeField(null=True, blank=True)
+    # Who runs the job now ("host:pid") and until when the lease holds.
+    lease_owner = models.CharField(max_length=128, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    enqueued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    result = models.JSONField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # What the broker asks: due runnable jobs of a queue, best first.
+            models.Index(
+                "queue",
+                models.F("priority").desc(),
+                "run_after",
+                name="job_due_idx",
+                condition=Q(status__in=RUNNABLE_STATUSES),
+            ),
+            # What the reaper asks: running jobs whose lease ran out.
+            models.Index(
+                fields=["lease_expires_at"],
+                name="job_lease_idx",
+                condition=Q(status=JobStatus.RUNNING),
+            ),
+            # What operators filter by, newest first.
+            models.Index(fields=["status", "-created_at"], name="job_status_created_idx"),
+            models.Index(fields=["queue", "-created_at"], name="job_queue_created_idx"),
+            models.Index(fields=["task_name", "-created_at"], name="job_task_created_idx"),
+            models.Index(fields=["-created_at"], name="job_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} [{self.status}] {self.id}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return JobStatus(self.status).is_terminal
+
+
+class Attempt(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.RUNNING
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    # When the next try was scheduled, if this failure led to a retry.
+    retry_at = models.DateTimeField(null=True, blank=True)
+    worker_host = models.CharField(max_length=255, blank=True, default="")
+    worker_pid = models.IntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="attempt_unique_number"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-started_at"], name="attempt_status_started_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.job_id} [{self.status}]"
+
+    @property
+    def worker(self) -> str:
+        return f"{self.worker_host}:{self.worker_pid}" if self.worker_host else ""
+
+
+class DeadLetter(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dead_letters")
+    error_class = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    failed_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    note = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-failed_at"]
+        constraints = [
+            # A job has at most one open dead letter; history keeps the rest.
+            models.UniqueConstraint(
+                fields=["job"],
+                condition=Q(resolved_at__isnull=True),
+                name="deadletter_one_open_per_job",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["resolved_at", "-failed_at"], name="deadletter_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dead letter for {self.job_id}"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_at is not None

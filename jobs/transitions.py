@@ -1,0 +1,323 @@
+"""Every status change of a job, and nothing else, lives here.
+
+Each change is one conditional `UPDATE ... WHERE status IN (...)`: of two
+processes racing for the same change, the database lets exactly one match.
+The runner, the reaper, the admin and the dashboard call these functions and
+never write `status` themselves.
+
+Changes that belong to one attempt (succeed, retry, bury, ...) are also
+guarded by the attempt number, so a worker that lost its job (reaped after
+its lease ran out, say) can no longer finish it.
+"""
+
+from __future__ import annotations
+
+import traceback as tb
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from jobs.exceptions import IllegalTransition
+from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus
+
+S = JobStatus
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: frozenset[JobStatus]
+    target: JobStatus
+
+
+CLAIM = Transition("claim", frozenset({S.QUEUED, S.RETRYING}), S.RUNNING)
+SUCCEED = Transition("succeed", frozenset({S.RUNNING}), S.SUCCEEDED)
+RETRY = Transition("retry", frozenset({S.RUNNING}), S.RETRYING)
+BURY = Transition("bury", frozenset({S.RUNNING}), S.DEAD)
+CANCEL = Transition("cancel", frozenset({S.QUEUED, S.RETRYING}), S.CANCELLED)
+STOP_CANCELLED = Transition("stop_cancelled", frozenset({S.RUNNING}), S.CANCELLED)
+RELEASE = Transition("release", frozenset({S.RUNNING}), S.QUEUED)
+REQUEUE = Transition("requeue", frozenset({S.DEAD, S.CANCELLED}), S.QUEUED)
+
+TRANSITIONS: tuple[Transition, ...] = (
+    CLAIM, SUCCEED, RETRY, BURY, CANCEL, STOP_CANCELLED, RELEASE, REQUEUE,
+)
+# The state machine as (from, to) pairs; anything else is refused.
+ALLOWED: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
+    (source, t.target) for t in TRANSITIONS for source in t.sources
+)
+
+BULK_BATCH = 500
+
+
+class LostOwnership(IllegalTransition):
+    """The attempt no longer owns its job (reaped, cancelled or finished elsewhere)."""
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    error_class: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        kind = type(exc)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else (
+            f"{kind.__module__}.{kind.__qualname__}"
+        )
+        return cls(
+            error_class=name,
+            message=str(exc),
+            traceback="".join(tb.format_exception(exc)),
+        )
+
+    @property
+    def summary(self) -> str:
+        return f"{self.error_class}: {self.message}" if self.message else self.error_class
+
+
+@dataclass
+class Claimed:
+    """A job this worker now owns, and the attempt that records the try."""
+
+    job: Job
+    attempt: Attempt
+
+
+@dataclass
+class BulkResult:
+    """What an operator action did, and what it refused and why."""
+
+    done: list[UUID] = field(default_factory=list)
+    skipped: list[UUID] = field(default_factory=list)
+    # Running jobs asked to stop (cancel only): they end at their next safe point.
+    requested: list[UUID] = field(default_factory=list)
+
+
+def _apply(t: Transition, where: Q, **fields: Any) -> int:
+    """The single place that writes `status`."""
+    return Job.objects.filter(where, status__in=list(t.sources)).update(status=t.target, **fields)
+
+
+def _owned(claimed: Claimed) -> Q:
+    return Q(pk=claimed.job.pk, last_attempt_number=claimed.attempt.number)
+
+
+_LEASE_CLEARED = {"lease_owner": "", "lease_expires_at": None}
+
+
+def claim(
+    job_id: UUID | str,
+    *,
+    worker_host: str,
+    worker_pid: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> Claimed | None:
+    """queued | retrying -> running, and open an Attempt; None if another won."""
+    now = now or timezone.now()
+    owner = f"{worker_host}:{worker_pid}"
+    with transaction.atomic():
+        won = _apply(
+            CLAIM,
+            Q(pk=job_id, run_after__lte=now),
+            attempt_count=F("attempt_count") + 1,
+            last_attempt_number=F("last_attempt_number") + 1,
+            started_at=now,
+            finished_at=None,
+            reserved_until=None,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        if not won:
+            return None
+        job = Job.objects.get(pk=job_id)
+        attempt = Attempt.objects.create(
+            job=job,
+            number=job.last_attempt_number,
+            started_at=now,
+            worker_host=worker_host,
+            worker_pid=worker_pid,
+        )
+    return Claimed(job=job, attempt=attempt)
+
+
+def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> None:
+    """running -> succeeded. Call inside the task's transaction when it is atomic."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _apply(
+            SUCCEED, _owned(claimed), result=result, finished_at=now, last_error="",
+            **_LEASE_CLEARED,
+        ):
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        _close_attempt(claimed.attempt, AttemptStatus.SUCCEEDED, now)
+
+
+def fail(
+    claimed: Claimed,
+    error: ErrorInfo,
+    *,
+    retry_at: datetime | None,
+    attempt_status: AttemptStatus = AttemptStatus.FAILED,
+    now: datetime | None = None,
+) -> JobStatus:
+    """running -> retrying (at `retry_at`) or, when it is None, -> dead with a DeadLetter."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if retry_at is not None:
+            target = RETRY.target
+            moved = _apply(
+                RETRY, _owned(claimed), run_after=retry_at, last_error=error.summary,
+                **_LEASE_CLEARED,
+            )
+        else:
+            target = BURY.target
+            moved = _apply(
+                BURY, _owned(claimed), finished_at=now, last_error=error.summary,
+                **_LEASE_CLEARED,
+            )
+            if moved:
+                _open_dead_letter(claimed.job.pk, error, claimed.job.attempt_count, now)
+        if not moved:
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        _close_attempt(claimed.attempt, attempt_status, now, error, retry_at=retry_at)
+    return target
+
+
+def stop_cancelled(claimed: Claimed, *, now: datetime | None = None) -> None:
+    """running -> cancelled, when a running job honours a cancel request."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _apply(STOP_CANCELLED, _owned(claimed), finished_at=now, **_LEASE_CLEARED):
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        _close_attempt(
+            claimed.attempt, AttemptStatus.CANCELLED, now,
+            ErrorInfo("Cancelled", "cancelled at an operator's request"),
+        )
+
+
+def cancel(job_ids: Iterable[UUID | str], *, now: datetime | None = None) -> BulkResult:
+    """queued | retrying -> cancelled; a running job is asked to stop instead."""
+    now = now or timezone.now()
+    result = BulkResult()
+    for batch in _batches(job_ids):
+        with transaction.atomic():
+            locked = _lock(batch, CANCEL.sources | {S.RUNNING})
+            queued = [pk for pk, status in locked if status in CANCEL.sources]
+            running = [pk for pk, status in locked if status == S.RUNNING]
+            _apply(CANCEL, Q(pk__in=queued), finished_at=now, reserved_until=None)
+            Job.objects.filter(
+                pk__in=running, status=S.RUNNING, cancel_requested_at__isnull=True
+            ).update(cancel_requested_at=now)
+        result.done += queued
+        result.requested += running
+        result.skipped += _rest(batch, queued + running)
+    return result
+
+
+def requeue(
+    job_ids: Iterable[UUID | str],
+    *,
+    by: Any = None,
+    note: str = "requeued",
+    now: datetime | None = None,
+) -> BulkResult:
+    """dead | cancelled -> queued: a fresh attempt cycle; attempts and dead letters stay."""
+    now = now or timezone.now()
+    result = BulkResult()
+    for batch in _batches(job_ids):
+        with transaction.atomic():
+            eligible = [pk for pk, _ in _lock(batch, REQUEUE.sources)]
+            _apply(
+                REQUEUE, Q(pk__in=eligible),
+                attempt_count=0, run_after=now, started_at=None, finished_at=None,
+                result=None, last_error="", cancel_requested_at=None, reserved_until=None,
+            )
+            _resolve_open(Q(job_id__in=eligible), by=by, note=note, now=now)
+        result.done += eligible
+        result.skipped += _rest(batch, eligible)
+    return result
+
+
+def resolve_dead_letters(
+    dead_letter_ids: Iterable[int], *, by: Any = None, note: str = "", now: datetime | None = None
+) -> int:
+    """Mark dead letters handled (who, when, why); the jobs themselves stay dead."""
+    return _resolve_open(Q(pk__in=list(dead_letter_ids)), by=by, note=note, now=now)
+
+
+def _resolve_open(where: Q, *, by: Any, note: str, now: datetime | None) -> int:
+    return DeadLetter.objects.filter(where, resolved_at__isnull=True).update(
+        resolved_at=now or timezone.now(),
+        resolved_by=by if getattr(by, "pk", None) else None,
+        note=note,
+    )
+
+
+def _open_dead_letter(job_id: UUID, error: ErrorInfo, attempts: int, now: datetime) -> None:
+    DeadLetter.objects.create(
+        job_id=job_id,
+        error_class=error.error_class,
+        error_message=error.message,
+        traceback=error.traceback,
+        attempts=attempts,
+        failed_at=now,
+    )
+
+
+def _close_attempt(
+    attempt: Attempt,
+    status: AttemptStatus,
+    now: datetime,
+    error: ErrorInfo | None = None,
+    retry_at: datetime | None = None,
+) -> None:
+    fields: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "duration": now - attempt.started_at,
+        "retry_at": retry_at,
+    }
+    if error is not None:
+        fields.update(
+            error_class=error.error_class,
+            error_message=error.message,
+            traceback=error.traceback,
+        )
+    Attempt.objects.filter(pk=attempt.pk, status=AttemptStatus.RUNNING).update(**fields)
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+
+
+def _lock(batch: list[UUID | str], statuses: Iterable[JobStatus]) -> list[tuple[UUID, str]]:
+    """Rows of the batch in the given statuses, locked until the transaction ends."""
+    return list(
+        Job.objects.select_for_update()
+        .filter(pk__in=batch, status__in=list(statuses))
+        .order_by("pk")
+        .values_list("pk", "status")
+    )
+
+
+def _batches(job_ids: Iterable[UUID | str]) -> Iterable[list[UUID | str]]:
+    batch: list[UUID | str] = []
+    for pk in job_ids:
+        batch.append(pk)
+        if len(batch) >= BULK_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _rest(batch: list[UUID | str], taken: list[UUID]) -> list[UUID]:
+    taken_set = {UUID(str(pk)) for pk in taken}
+    return [UUID(str(pk)) for pk in batch if UUID(str(pk)) not in taken_set]

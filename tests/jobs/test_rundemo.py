@@ -1,0 +1,17 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rundemo_prepares_admin_and_demo_jobs_once(capsys):
+    call_command("rundemo", "--no-server")
+    out = capsys.readouterr().out
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and "password" in out
+    assert Job.objects.count() == 6
+    call_command("rundemo", "--no-server")
+    assert Job.objects.count() == 6  # idempotency keys: a second run adds nothing
