@@ -83,7 +83,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     # Tests that start a real cluster need a file the other process can open.
-    _db["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+    _db["TEST"] = {"NAME": env.str("SQLITE_TEST_NAME", default=str(BASE_DIR / "test_db.sqlite3"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -131,6 +131,8 @@ JOBS = {
     # Extra modules imported at start-up so their @task functions register
     # (every installed app's `tasks` module is imported anyway).
     "TASK_MODULES": env.list("JOBS_TASK_MODULES", default=[]),
+    # How often each cluster's maintenance thread looks for due work.
+    "MAINTENANCE_TICK_SECONDS": env.float("JOBS_MAINTENANCE_TICK_SECONDS", default=0.5),
 }
 
 # --- django-q2 cluster --------------------------------------------------------

@@ -20,7 +20,7 @@ from django_q.brokers import Broker
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
-from jobs import conf
+from jobs import conf, maintenance
 from jobs.models import Job, JobStatus
 from jobs.runner import execute
 
@@ -80,6 +80,7 @@ class JobTableBroker(Broker):
         )
 
     def dequeue(self):
+        maintenance.ensure_started()
         if transaction.get_autocommit():
             # Drop a connection the database closed (restart, failover) before use.
             close_old_connections()

@@ -13,6 +13,7 @@ _DEFAULTS = {
     "RESERVATION_SECONDS": 30.0,
     "LEASE_SECONDS": 30.0,
     "TASK_MODULES": [],
+    "MAINTENANCE_TICK_SECONDS": 0.5,
 }
 
 
@@ -26,6 +27,7 @@ class JobsSettings:
     reservation_seconds: float
     lease_seconds: float
     task_modules: tuple[str, ...]
+    maintenance_tick_seconds: float
 
 
 def get() -> JobsSettings:
@@ -39,4 +41,5 @@ def get() -> JobsSettings:
         reservation_seconds=float(raw["RESERVATION_SECONDS"]),
         lease_seconds=float(raw["LEASE_SECONDS"]),
         task_modules=tuple(raw["TASK_MODULES"]),
+        maintenance_tick_seconds=float(raw["MAINTENANCE_TICK_SECONDS"]),
     )
