@@ -27,8 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "jobs",  # before django_q: its qcluster command wraps django-q2's
     "django_q",
-    "jobs",
     "dashboard",
     "demo",
 ]
@@ -128,6 +128,12 @@ JOBS = {
     "RESERVATION_SECONDS": env.float("JOBS_RESERVATION_SECONDS", default=30.0),
     # A running job's lease; the worker renews it, the reaper acts once it lapses.
     "LEASE_SECONDS": env.float("JOBS_LEASE_SECONDS", default=30.0),
+    # Seconds an attempt may run unless its task says otherwise.
+    "DEFAULT_TIMEOUT": env.int("JOBS_DEFAULT_TIMEOUT", default=600),
+    # On SIGTERM, running jobs get this long to finish before they are released.
+    "SHUTDOWN_GRACE_SECONDS": env.float("JOBS_SHUTDOWN_GRACE_SECONDS", default=25.0),
+    # How often each cluster looks for running jobs whose lease lapsed.
+    "REAPER_INTERVAL_SECONDS": env.float("JOBS_REAPER_INTERVAL_SECONDS", default=5.0),
     # Extra modules imported at start-up so their @task functions register
     # (every installed app's `tasks` module is imported anyway).
     "TASK_MODULES": env.list("JOBS_TASK_MODULES", default=[]),

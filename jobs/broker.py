@@ -9,11 +9,12 @@ first it simply expires, the job still truthfully `queued`.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from time import sleep
 from uuid import UUID
 
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers import Broker
@@ -21,12 +22,21 @@ from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
 from jobs import conf, maintenance
+from jobs.api import get_task
+from jobs.checks import TIMEOUT_GRACE_SECONDS
+from jobs.exceptions import UnknownTaskError
 from jobs.models import Job, JobStatus
 from jobs.runner import execute
+
+logger = logging.getLogger("jobs.broker")
 
 
 def reserve_due(queue: str, limit: int, *, seconds: float | None = None) -> list[UUID]:
     """Reserve up to `limit` due jobs of `queue`, best first; return their ids."""
+    return [pk for pk, _ in _reserve(queue, limit, seconds)]
+
+
+def _reserve(queue: str, limit: int, seconds: float | None) -> list[tuple[UUID, str]]:
     now = timezone.now()
     seconds = conf.get().reservation_seconds if seconds is None else seconds
     adapt = connection.ops.adapt_datetimefield_value
@@ -43,7 +53,7 @@ def reserve_due(queue: str, limit: int, *, seconds: float | None = None) -> list
         "  AND queue = %s AND run_after <= %s"
         "  AND (reserved_until IS NULL OR reserved_until < %s)"
         f" ORDER BY priority DESC, run_after LIMIT %s{skip_locked}"
-        ") RETURNING id, priority, run_after"
+        ") RETURNING id, priority, run_after, task_name"
     )
     params = [adapt(now + timedelta(seconds=seconds)), queue, adapt(now), adapt(now), limit]
     with connection.cursor() as cursor:
@@ -51,12 +61,18 @@ def reserve_due(queue: str, limit: int, *, seconds: float | None = None) -> list
         rows = cursor.fetchall()
     # RETURNING does not keep the subquery's order; restore best-first.
     rows.sort(key=lambda row: (-row[1], str(row[2])))
-    return [row[0] if isinstance(row[0], UUID) else UUID(row[0]) for row in rows]
+    return [(row[0] if isinstance(row[0], UUID) else UUID(row[0]), row[3]) for row in rows]
 
 
-def package(job_id: UUID) -> dict:
-    """What travels to a worker: the job id and nothing the Job row does not hold."""
+def package(job_id: UUID, task_name: str = "") -> dict:
+    """What travels to a worker: the job id and nothing the Job row does not hold.
+
+    django-q2's own timeout is only the backstop for a worker stuck where our
+    timeout cannot reach it (in C code): it kills the worker after the task's
+    timeout plus a grace period, and the reaper records the attempt as lost.
+    """
     return {
+        "timeout": _task_timeout(task_name) + TIMEOUT_GRACE_SECONDS,
         "id": job_id.hex,
         "name": f"job-{job_id}",
         "func": execute,
@@ -66,6 +82,13 @@ def package(job_id: UUID) -> dict:
         "ack_failure": True,
         "started": timezone.now(),
     }
+
+
+def _task_timeout(task_name: str) -> int:
+    try:
+        return get_task(task_name).timeout or conf.get().default_timeout
+    except UnknownTaskError:
+        return conf.get().default_timeout
 
 
 class JobTableBroker(Broker):
@@ -79,16 +102,28 @@ class JobTableBroker(Broker):
             "This cluster runs jobs from the Job table; create them with jobs.enqueue()."
         )
 
+    # Tests that drive the broker in-process turn the maintenance thread off.
+    run_maintenance = True
+
     def dequeue(self):
-        maintenance.ensure_started()
+        if self.run_maintenance:
+            maintenance.ensure_started()
         if transaction.get_autocommit():
             # Drop a connection the database closed (restart, failover) before use.
             close_old_connections()
-        ids = reserve_due(self.list_key, Conf.BULK)
-        if not ids:
+        try:
+            reserved = _reserve(self.list_key, Conf.BULK, None)
+        except DatabaseError:
+            # The database went away: reconnect on the next poll instead of letting
+            # django-q2 kill and respawn the pusher after a 10 s pause.
+            logger.warning("dequeue failed; reconnecting", exc_info=True)
+            connection.close()
             sleep(Conf.POLL)
             return None
-        return [(str(pk), SignedPackage.dumps(package(pk))) for pk in ids]
+        if not reserved:
+            sleep(Conf.POLL)
+            return None
+        return [(str(pk), SignedPackage.dumps(package(pk, name))) for pk, name in reserved]
 
     def queue_size(self) -> int:
         """Due jobs no cluster has reserved yet."""

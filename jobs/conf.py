@@ -12,6 +12,9 @@ _DEFAULTS = {
     "BACKOFF_CAP": 3600.0,
     "RESERVATION_SECONDS": 30.0,
     "LEASE_SECONDS": 30.0,
+    "DEFAULT_TIMEOUT": 600,
+    "SHUTDOWN_GRACE_SECONDS": 25.0,
+    "REAPER_INTERVAL_SECONDS": 5.0,
     "TASK_MODULES": [],
     "MAINTENANCE_TICK_SECONDS": 0.5,
 }
@@ -26,6 +29,9 @@ class JobsSettings:
     backoff_cap: float
     reservation_seconds: float
     lease_seconds: float
+    default_timeout: int
+    shutdown_grace_seconds: float
+    reaper_interval_seconds: float
     task_modules: tuple[str, ...]
     maintenance_tick_seconds: float
 
@@ -40,6 +46,9 @@ def get() -> JobsSettings:
         backoff_cap=float(raw["BACKOFF_CAP"]),
         reservation_seconds=float(raw["RESERVATION_SECONDS"]),
         lease_seconds=float(raw["LEASE_SECONDS"]),
+        default_timeout=int(raw["DEFAULT_TIMEOUT"]),
+        shutdown_grace_seconds=float(raw["SHUTDOWN_GRACE_SECONDS"]),
+        reaper_interval_seconds=float(raw["REAPER_INTERVAL_SECONDS"]),
         task_modules=tuple(raw["TASK_MODULES"]),
         maintenance_tick_seconds=float(raw["MAINTENANCE_TICK_SECONDS"]),
     )

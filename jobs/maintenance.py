@@ -20,8 +20,11 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger("jobs.maintenance")
 
-# (dotted path, seconds between runs). Internal code only: never user input.
-PERIODIC: list[tuple[str, float]] = []
+# (dotted path, seconds between runs, or the name of a jobs.conf setting that
+# holds them). Internal code only: never user input.
+PERIODIC: list[tuple[str, float | str]] = [
+    ("jobs.reaper.sweep", "reaper_interval_seconds"),
+]
 
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
@@ -43,9 +46,12 @@ def ensure_started(stop: threading.Event | None = None) -> threading.Thread:
 def run_forever(stop: threading.Event, tick: float | None = None) -> None:
     from jobs import conf
 
-    tick = tick or conf.get().maintenance_tick_seconds
+    settings = conf.get()
+    tick = tick or settings.maintenance_tick_seconds
     jobs: list[tuple[str, Callable[[], object], float]] = [
-        (path, import_string(path), every) for path, every in PERIODIC
+        (path, import_string(path),
+         float(getattr(settings, every) if isinstance(every, str) else every))
+        for path, every in PERIODIC
     ]
     last_run: dict[str, float] = {}
     try:

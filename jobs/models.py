@@ -72,6 +72,7 @@ class Job(models.Model):
     # Who runs the job now ("host:pid") and until when the lease holds.
     lease_owner = models.CharField(max_length=128, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
@@ -154,6 +155,21 @@ class Attempt(models.Model):
     @property
     def worker(self) -> str:
         return f"{self.worker_host}:{self.worker_pid}" if self.worker_host else ""
+
+
+class OperationKey(models.Model):
+    """A business operation that committed, recorded in the same transaction as its writes.
+
+    See `jobs.effects.once`: a re-run after a crash finds the key and skips the effect.
+    """
+
+    key = models.CharField(max_length=255, unique=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL,
+                            related_name="operation_keys")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class DeadLetter(models.Model):

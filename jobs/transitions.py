@@ -135,6 +135,7 @@ def claim(
             reserved_until=None,
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
+            heartbeat_at=now,
         )
         if not won:
             return None
@@ -168,21 +169,25 @@ def fail(
     retry_at: datetime | None,
     attempt_status: AttemptStatus = AttemptStatus.FAILED,
     now: datetime | None = None,
+    guard: Q | None = None,
 ) -> JobStatus:
-    """running -> retrying (at `retry_at`) or, when it is None, -> dead with a DeadLetter."""
+    """running -> retrying (at `retry_at`) or, when it is None, -> dead with a DeadLetter.
+
+    `guard` narrows the match further: the reaper passes "lease expired", so a
+    heartbeat that renewed the lease a moment ago wins over the reaper.
+    """
     now = now or timezone.now()
+    where = _owned(claimed) & (guard or Q())
     with transaction.atomic():
         if retry_at is not None:
             target = RETRY.target
             moved = _apply(
-                RETRY, _owned(claimed), run_after=retry_at, last_error=error.summary,
-                **_LEASE_CLEARED,
+                RETRY, where, run_after=retry_at, last_error=error.summary, **_LEASE_CLEARED,
             )
         else:
             target = BURY.target
             moved = _apply(
-                BURY, _owned(claimed), finished_at=now, last_error=error.summary,
-                **_LEASE_CLEARED,
+                BURY, where, finished_at=now, last_error=error.summary, **_LEASE_CLEARED,
             )
             if moved:
                 _open_dead_letter(claimed.job.pk, error, claimed.job.attempt_count, now)
@@ -202,6 +207,49 @@ def stop_cancelled(claimed: Claimed, *, now: datetime | None = None) -> None:
             claimed.attempt, AttemptStatus.CANCELLED, now,
             ErrorInfo("Cancelled", "cancelled at an operator's request"),
         )
+
+
+def release(claimed: Claimed, *, now: datetime | None = None) -> None:
+    """running -> queued, when a shutting-down worker gives a job back unfinished.
+
+    The interrupted try does not count against max_attempts: the job did not fail.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _apply(
+            RELEASE, _owned(claimed), attempt_count=F("attempt_count") - 1, run_after=now,
+            started_at=None, **_LEASE_CLEARED,
+        ):
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        _close_attempt(
+            claimed.attempt, AttemptStatus.INTERRUPTED, now,
+            ErrorInfo("WorkerShutdown", "the worker shut down before the job finished; "
+                      "released for another worker"),
+        )
+
+
+def renew_lease(
+    claimed: Claimed, *, lease_seconds: float, now: datetime | None = None
+) -> tuple[bool, bool]:
+    """Extend a running job's lease. Returns (still owned, cancel requested).
+
+    Not a status change: it only proves the worker is alive.
+    """
+    now = now or timezone.now()
+    owned = Job.objects.filter(_owned(claimed), status=S.RUNNING).update(
+        lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
+    )
+    if not owned:
+        return False, False
+    cancel_requested = Job.objects.filter(
+        pk=claimed.job.pk, cancel_requested_at__isnull=False
+    ).exists()
+    return True, cancel_requested
+
+
+def clear_reservation(job_id: UUID | str) -> None:
+    """Give a reserved-but-unclaimed job back to every cluster at once (draining worker)."""
+    Job.objects.filter(pk=job_id, status__in=list(CLAIM.sources)).update(reserved_until=None)
 
 
 def cancel(job_ids: Iterable[UUID | str], *, now: datetime | None = None) -> BulkResult:

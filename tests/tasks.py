@@ -69,3 +69,43 @@ def unserializable_result(key: str) -> object:
 def sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+# --- crash safety ------------------------------------------------------------
+
+
+@task(name="tests.slow_effect", max_attempts=25, backoff=Backoff(base=0.2, factor=1.5, cap=1.0))
+def slow_effect(key: str, seconds: float) -> str:
+    """Chaos workload: work for a while, then write the business row in the job's transaction."""
+    time.sleep(seconds)
+    ctx = current_job()
+    Effect.objects.create(key=key, job_id=ctx.job_id if ctx else None)
+    return key
+
+
+@task(name="tests.times_out", timeout=1, max_attempts=2, backoff=FAST)
+def times_out(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@task(name="tests.cooperative", max_attempts=1, atomic=False)
+def cooperative(seconds: float, key: str = "") -> str:
+    """Checks for a cancel request between chunks of work, as long tasks should."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        current_job().raise_if_cancelled()
+        time.sleep(0.02)
+    if key:
+        Effect.objects.create(key=key)
+    return "finished"
+
+
+@task(name="tests.send_welcome_email")
+def send_welcome_email(user_id: int) -> bool:
+    """The README's example: the effect happens once however often the job runs."""
+    from jobs.effects import once
+
+    if once(f"welcome-email:{user_id}"):
+        Effect.objects.create(key=f"welcome-email-sent:{user_id}")
+        return True
+    return False

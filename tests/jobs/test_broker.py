@@ -13,6 +13,11 @@ pytestmark = pytest.mark.django_db
 S = JobStatus
 
 
+@pytest.fixture(autouse=True)
+def no_maintenance_thread(monkeypatch):
+    monkeypatch.setattr(JobTableBroker, "run_maintenance", False)
+
+
 def test_reserves_due_runnable_jobs_of_its_queue_best_first():
     now = timezone.now()
     low = JobFactory(priority=0, run_after=now - timedelta(seconds=5))

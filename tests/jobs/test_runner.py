@@ -145,3 +145,51 @@ def test_two_runners_racing_for_one_job_id_run_it_once(on_postgres):
     assert sorted(outcomes, key=str) == sorted([S.SUCCEEDED, None], key=str)
     assert Effect.objects.filter(key="race-1").count() == 1
     assert Attempt.objects.filter(job=job).count() == 1
+
+
+# --- timeouts, cancel ------------------------------------------------------------
+
+
+def test_an_overrunning_attempt_is_stopped_and_recorded_as_timed_out():
+    job = enqueue("tests.times_out", 5.0)  # task timeout 1 s, 2 attempts
+    started = timezone.now()
+    assert run_job(job.pk) == S.RETRYING
+    a = Job.objects.get(pk=job.pk).attempts.get()
+    assert a.status == AttemptStatus.TIMED_OUT
+    assert "timeout of 1 s" in a.error_message
+    assert (a.finished_at - started).total_seconds() < 3
+    make_due(job)
+    assert run_job(job.pk) == S.DEAD
+    assert DeadLetter.objects.get(job=job).error_class == "TimeoutError"
+
+
+def test_a_cancelled_queued_job_never_starts():
+    from jobs.transitions import cancel
+
+    job = enqueue("tests.write_effect", "never-sent")
+    assert cancel([job.pk]).done == [job.pk]
+    assert run_job(job.pk) is None
+    job.refresh_from_db()
+    assert job.status == S.CANCELLED and not job.attempts.exists()
+    assert not Effect.objects.filter(key="never-sent").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_job_stops_at_its_next_safe_point_when_cancelled(settings):
+    from jobs.transitions import cancel
+
+    settings.JOBS = {**settings.JOBS, "LEASE_SECONDS": 0.3}  # heartbeat every 0.1 s
+    job = enqueue("tests.cooperative", 10.0, key="half-done")
+    canceller = threading.Timer(0.3, lambda: (cancel([job.pk]), connection.close()))
+    canceller.start()
+    started = timezone.now()
+    try:
+        assert run_job(job.pk) == S.CANCELLED
+    finally:
+        canceller.join()
+    job.refresh_from_db()
+    assert job.status == S.CANCELLED and job.finished_at is not None
+    a = job.attempts.get()
+    assert a.status == AttemptStatus.CANCELLED
+    assert (a.finished_at - started).total_seconds() < 2
+    assert not Effect.objects.filter(key="half-done").exists()

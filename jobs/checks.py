@@ -1,0 +1,66 @@
+"""Start-up checks: refuse settings under which a job could be delivered twice.
+
+Django runs them before `qcluster` starts (and in `manage.py check`); an Error
+stops the cluster with a message saying which setting to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+BROKER = "jobs.broker.JobTableBroker"
+TIMEOUT_GRACE_SECONDS = 10
+
+
+@register("jobs")
+def check_cluster_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from jobs import conf
+    from jobs.api import registered_tasks
+
+    q = getattr(settings, "Q_CLUSTER", {})
+    js = conf.get()
+    errors: list[Error] = []
+    if q.get("broker_class") != BROKER:
+        errors.append(Error(
+            f"Q_CLUSTER['broker_class'] is {q.get('broker_class')!r}: another broker would "
+            "run django-q2's own queue, not the Job table, and jobs would never run.",
+            hint=f"Set Q_CLUSTER['broker_class'] = {BROKER!r}.", id="jobs.E001",
+        ))
+    longest = max(
+        [js.default_timeout] + [t.timeout for t in registered_tasks().values() if t.timeout]
+    )
+    q_timeout = q.get("timeout")
+    needed = longest + TIMEOUT_GRACE_SECONDS
+    if q_timeout is not None and q_timeout < needed:
+        errors.append(Error(
+            f"Q_CLUSTER['timeout'] is {q_timeout} s but a task may run {longest} s: "
+            "django-q2 would kill the worker before the job's own timeout is recorded, "
+            "and the job would run again.",
+            hint=f"Raise Q_TIMEOUT (Q_CLUSTER['timeout']) to at least {needed}, or lower "
+                 "the longest task timeout / JOBS_DEFAULT_TIMEOUT.",
+            id="jobs.E002",
+        ))
+    q_retry = q.get("retry", 60)
+    if q_timeout is not None and q_retry <= q_timeout:
+        errors.append(Error(
+            f"Q_CLUSTER['retry'] ({q_retry} s) must exceed Q_CLUSTER['timeout'] "
+            f"({q_timeout} s), or django-q2 re-delivers a task that is still running.",
+            hint=f"Raise Q_RETRY (Q_CLUSTER['retry']) above {q_timeout}.", id="jobs.E003",
+        ))
+    if js.lease_seconds < 1:
+        errors.append(Error(
+            f"JOBS['LEASE_SECONDS'] is {js.lease_seconds}: leases under a second expire "
+            "between heartbeats and healthy jobs would be reaped and run twice.",
+            hint="Set JOBS_LEASE_SECONDS to 1 or more (30 is the default).", id="jobs.E004",
+        ))
+    if js.reaper_interval_seconds > js.lease_seconds * 10:
+        errors.append(Error(
+            "JOBS['REAPER_INTERVAL_SECONDS'] is far longer than the lease: orphans would "
+            "wait long after their lease lapsed.",
+            hint="Set JOBS_REAPER_INTERVAL_SECONDS at or below JOBS_LEASE_SECONDS.",
+            id="jobs.E005",
+        ))
+    return errors

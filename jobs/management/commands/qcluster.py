@@ -1,0 +1,104 @@
+"""django-q2's qcluster, with a shutdown that never strands a job.
+
+On SIGTERM or SIGINT to this (main) process:
+1. workers are told to drain (SIGUSR2): finish the job in hand, claim no new one;
+   jobs already handed to the cluster stay queued and their reservation is dropped;
+2. running jobs get JOBS_SHUTDOWN_GRACE_SECONDS to finish;
+3. then workers are interrupted (SIGUSR1): each gives its job back at once
+   (attempt `interrupted`, lease cleared, job `queued`) instead of leaving it
+   to the reaper after the lease runs out;
+4. anything still alive after that is killed; the reaper covers what it held.
+
+Send SIGTERM to this process only (Docker and Kubernetes do; under systemd use
+KillMode=mixed): a SIGTERM to every process would kill workers mid-job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+from django_q.cluster import Cluster
+
+from jobs import conf
+from jobs.runner import DRAIN_SIGNAL, INTERRUPT_SIGNAL
+
+logger = logging.getLogger("jobs.cluster")
+KILL_AFTER_INTERRUPT_SECONDS = 10
+
+
+class Command(BaseCommand):
+    help = "Start a django-q2 cluster that runs jobs from the Job table and shuts down cleanly."
+
+    def add_arguments(self, parser):
+        parser.add_argument("-n", "--name", dest="cluster_name", default=None,
+                            help="Cluster name, which is also the job queue it serves.")
+
+    def handle(self, *args, cluster_name: str | None = None, **options):
+        if cluster_name:
+            os.environ["Q_CLUSTER_NAME"] = cluster_name
+        # Inherited by sentinel, pusher and monitor, which must not die of these;
+        # workers install real handlers when they spawn (jobs.runner).
+        signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
+        signal.signal(INTERRUPT_SIGNAL, signal.SIG_IGN)
+        stop = threading.Event()
+        cluster = Cluster()
+        cluster.start()
+        # django-q2's handlers block inside the signal handler; ours only flags.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: stop.set())
+        while not stop.wait(0.5):
+            if not cluster.sentinel.is_alive():
+                logger.error("the cluster's sentinel died; exiting")
+                return
+        self.shut_down(cluster)
+
+    def shut_down(self, cluster: Cluster) -> None:
+        grace = conf.get().shutdown_grace_seconds
+        sentinel = cluster.sentinel
+        logger.info("shutting down: draining, grace %.1f s", grace)
+        _signal_all(_descendants(sentinel.pid), DRAIN_SIGNAL)
+        cluster.stop_event.set()
+        sentinel.join(timeout=grace)
+        if sentinel.is_alive():
+            logger.warning("grace period over: releasing running jobs")
+            _signal_all(_descendants(sentinel.pid), INTERRUPT_SIGNAL)
+            sentinel.join(timeout=KILL_AFTER_INTERRUPT_SECONDS)
+        if sentinel.is_alive():
+            logger.error("cluster did not stop; killing it (the reaper settles its jobs)")
+            _signal_all(_descendants(sentinel.pid) + [sentinel.pid], signal.SIGKILL)
+            sentinel.join(timeout=5)
+        logger.info("cluster stopped")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Child processes of `pid`, read from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces; the fields after its ")" are fixed.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
