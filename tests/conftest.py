@@ -11,6 +11,24 @@ def pytest_report_header(config):
     return f"DATABASE_URL={os.environ.get('DATABASE_URL', '(default: SQLite)')}"
 
 
+def pytest_collection_modifyitems(config, items):
+    """PostgreSQL-only tests are deselected, loudly, on a local SQLite run.
+
+    In CI (CI is set) nothing is deselected: there they must run, and fail
+    if the database is not PostgreSQL.
+    """
+    on_sqlite = "postgres" not in os.environ.get("DATABASE_URL", "")
+    if os.environ.get("CI") or not on_sqlite:
+        return
+    keep = [i for i in items if "postgres_only" not in i.keywords]
+    dropped = [i for i in items if "postgres_only" in i.keywords]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+        print(f"\nNOT RUN on SQLite ({len(dropped)} PostgreSQL-only tests): "
+              + ", ".join(i.nodeid for i in dropped))
+
+
 @pytest.fixture
 def cluster_factory(transactional_db):
     """Start real qcluster processes on the test database; stopped at teardown."""

@@ -65,7 +65,7 @@ def unserializable_result(key: str) -> object:
     return object()
 
 
-@task(name="tests.sleep")
+@task(name="tests.sleep", atomic=False)
 def sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
