@@ -27,6 +27,7 @@ from jobs.exceptions import (
 )
 from jobs.models import Job
 from jobs.retry import Backoff
+from jobs.steps import StepError, plan, validate_plan
 
 # Keyword names enqueue() keeps for itself; a task may not take them.
 ENQUEUE_OPTIONS = frozenset(
@@ -55,6 +56,8 @@ class Task:
     # Run the task in the same transaction as its success marker, so its own
     # writes and "succeeded" commit together or not at all.
     atomic: bool = True
+    # Planned step names, shown as pending before they run (see jobs.steps).
+    steps: tuple[str, ...] = ()
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -86,12 +89,14 @@ def task(
     max_attempts: int | None = None,
     backoff: Backoff | None = None,
     timeout: int | None = None,
-    atomic: bool = True,
+    atomic: bool | None = None,
+    steps: list[str] | tuple[str, ...] = (),
 ) -> Any:
     """Register a function as a task, under `name` or its dotted path.
 
     Give an explicit `name` to anything that may be renamed or moved: queued
-    jobs refer to tasks by name, and a rename would strand them.
+    jobs refer to tasks by name, and a rename would strand them. A task with
+    `steps` is not atomic as a whole: each step commits with its checkpoint.
     """
 
     def register(fn: Callable[..., Any]) -> Task:
@@ -109,6 +114,15 @@ def task(
             _check_max_attempts(max_attempts)
         if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
             raise TaskRegistrationError(f"timeout must be a positive int, got {timeout!r}")
+        try:
+            planned = tuple(validate_plan(steps))
+        except StepError as exc:
+            raise TaskRegistrationError(f"Task {task_name!r}: {exc}") from None
+        if planned and atomic:
+            raise TaskRegistrationError(
+                f"Task {task_name!r} declares steps, which commit one by one; it cannot "
+                "also be atomic as a whole (drop atomic=True)"
+            )
         t = Task(
             func=fn,
             name=task_name,
@@ -117,7 +131,8 @@ def task(
             max_attempts=max_attempts,
             backoff=backoff,
             timeout=timeout,
-            atomic=atomic,
+            atomic=not planned if atomic is None else atomic,
+            steps=planned,
         )
         existing = _registry.get(task_name)
         if existing is not None and _qualified(existing.func) != _qualified(fn):
@@ -192,7 +207,7 @@ def enqueue(
         "enqueued_by": enqueued_by if getattr(enqueued_by, "pk", None) else None,
     }
     if idempotency_key is None:
-        return Job.objects.create(**fields)
+        return _create(t, fields)
 
     key = _check_idempotency_key(idempotency_key)
     existing = Job.objects.filter(idempotency_key=key).first()
@@ -201,12 +216,21 @@ def enqueue(
     try:
         # A savepoint, so losing the race does not poison the caller's transaction.
         with transaction.atomic():
-            return Job.objects.create(idempotency_key=key, **fields)
+            return _create(t, {**fields, "idempotency_key": key})
     except IntegrityError:
         existing = Job.objects.filter(idempotency_key=key).first()
         if existing is None:
             raise
         return existing
+
+
+def _create(t: Task, fields: dict[str, Any]) -> Job:
+    if not t.steps:
+        return Job.objects.create(**fields)
+    with transaction.atomic():
+        job = Job.objects.create(**fields)
+        plan(job, list(t.steps))
+    return job
 
 
 def _json_value(value: Any, where: str, task_name: str) -> Any:

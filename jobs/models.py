@@ -139,6 +139,9 @@ class Attempt(models.Model):
     error_class = models.CharField(max_length=255, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
+    # The step this attempt was in when it ended, if the job has steps.
+    step = models.ForeignKey("Step", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="job_attempts")
 
     class Meta:
         ordering = ["job", "number"]
@@ -155,6 +158,62 @@ class Attempt(models.Model):
     @property
     def worker(self) -> str:
         return f"{self.worker_host}:{self.worker_pid}" if self.worker_host else ""
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Step(models.Model):
+    """One checkpointed part of a job. A succeeded step is never run again for
+    that job (until an operator requeues it from scratch); its stored result
+    is returned instead."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=StepStatus.choices,
+                              default=StepStatus.PENDING)
+    result = models.JSONField(null=True, blank=True)
+    error_class = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(null=True, blank=True)
+    timeout = models.PositiveIntegerField(null=True, blank=True)
+    # Settings an operator may raise before resuming (a token or size limit),
+    # merged over the defaults the code passes to ctx.step(limits=...).
+    limits = models.JSONField(default=dict, blank=True)
+    progress_current = models.PositiveBigIntegerField(null=True, blank=True)
+    progress_total = models.PositiveBigIntegerField(null=True, blank=True)
+    progress_message = models.CharField(max_length=255, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "name"], name="step_unique_name_per_job"),
+        ]
+        indexes = [models.Index(fields=["job", "position"], name="step_job_position_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.status}]"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def progress_fraction(self) -> float | None:
+        if self.progress_total:
+            return min(1.0, (self.progress_current or 0) / self.progress_total)
+        return None
 
 
 class OperationKey(models.Model):

@@ -15,8 +15,9 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -26,9 +27,10 @@ from django.utils import timezone
 from jobs import conf, retry, transitions
 from jobs.api import Task, get_task
 from jobs.context import JobCancelled, JobContext, _current
-from jobs.exceptions import PermanentError
+from jobs.exceptions import PermanentError, UnknownTaskError
 from jobs.models import AttemptStatus, JobStatus
 from jobs.retry import Backoff
+from jobs.steps import StepLostOwnership
 from jobs.transitions import Claimed, ErrorInfo, LostOwnership
 
 logger = logging.getLogger("jobs.runner")
@@ -41,6 +43,10 @@ INTERRUPT_SIGNAL = signal.SIGUSR1  # grace period over: give the current job bac
 class JobTimeout(BaseException):
     """The attempt overran its timeout. A BaseException so `except Exception` in
     task code cannot swallow it."""
+
+
+class StepTimeout(JobTimeout):
+    """One step overran its own timeout."""
 
 
 class WorkerInterrupted(BaseException):
@@ -88,30 +94,35 @@ def run_job(job_id: UUID | str) -> JobStatus | None:
 def _run_claimed(claimed: Claimed) -> JobStatus | None:
     job = claimed.job
     cancel_requested = threading.Event()
+    try:
+        atomic = get_task(job.task_name).atomic
+    except UnknownTaskError:
+        atomic = False
     token = _current.set(JobContext(
         job_id=job.pk,
         task_name=job.task_name,
         attempt_number=claimed.attempt.number,
         attempt_count=job.attempt_count,
         max_attempts=job.max_attempts,
+        in_task_transaction=atomic,
         cancel_event=cancel_requested,
     ))
     heartbeat = Heartbeat(claimed, conf.get().lease_seconds, cancel_requested)
     heartbeat.start()
     try:
-        return _run_task(claimed)
+        return _run_task(claimed, _current.get())
     finally:
         heartbeat.stop()
         _current.reset(token)
 
 
-def _run_task(claimed: Claimed) -> JobStatus | None:
+def _run_task(claimed: Claimed, ctx: JobContext) -> JobStatus | None:
     job = claimed.job
     try:
         task = get_task(job.task_name)
     except Exception as exc:
         # A worker running older code than the web process: retry later.
-        return _record_failure(claimed, exc, None)
+        return _record_failure(claimed, exc, None, ctx)
     timeout = task.timeout or conf.get().default_timeout
     try:
         if task.atomic:
@@ -121,27 +132,30 @@ def _run_task(claimed: Claimed) -> JobStatus | None:
         else:
             result = _as_json(_invoke(task, job.args, job.kwargs, timeout))
             transitions.succeed(claimed, result)
-    except LostOwnership:
+    except (LostOwnership, StepLostOwnership):
         logger.warning("job %s was taken from attempt %s (reaped or cancelled); "
                        "its outcome is discarded", job.pk, claimed.attempt.number)
         return None
-    except JobTimeout:
-        error = TimeoutError(f"the attempt exceeded its timeout of {timeout} s and was stopped")
-        return _record_failure(claimed, error, task, AttemptStatus.TIMED_OUT)
+    except JobTimeout as exc:
+        error = TimeoutError(
+            str(exc) if isinstance(exc, StepTimeout)
+            else f"the attempt exceeded its timeout of {timeout} s and was stopped"
+        )
+        return _record_failure(claimed, error, task, ctx, AttemptStatus.TIMED_OUT)
     except JobCancelled:
         return _settle(lambda: transitions.stop_cancelled(claimed), claimed,
                        JobStatus.CANCELLED)
     except WorkerInterrupted:
         return _settle(lambda: transitions.release(claimed), claimed, JobStatus.QUEUED)
     except Exception as exc:
-        return _record_failure(claimed, exc, task)
+        return _record_failure(claimed, exc, task, ctx)
     logger.info("job %s (%s) succeeded on attempt %s", job.pk, job.task_name,
                 claimed.attempt.number)
     return JobStatus.SUCCEEDED
 
 
 def _invoke(task: Task, args: list, kwargs: dict, timeout: int) -> Any:
-    with _deadline(timeout):
+    with _deadline(timeout, JobTimeout):
         _state.in_task = True
         try:
             return task.func(*args, **kwargs)
@@ -162,6 +176,7 @@ def _record_failure(
     claimed: Claimed,
     exc: BaseException,
     task: Task | None,
+    ctx: JobContext,
     attempt_status: AttemptStatus = AttemptStatus.FAILED,
 ) -> JobStatus | None:
     job = claimed.job
@@ -176,7 +191,7 @@ def _record_failure(
     try:
         status = transitions.fail(
             claimed, ErrorInfo.from_exception(exc), retry_at=when,
-            attempt_status=attempt_status, now=now,
+            attempt_status=attempt_status, now=now, step_id=ctx.steps.failed_step_id,
         )
     except LostOwnership:
         logger.warning("job %s failed after it was taken from attempt %s",
@@ -239,14 +254,24 @@ class Heartbeat(threading.Thread):
 
 
 @contextmanager
-def _deadline(seconds: int) -> Iterator[None]:
-    """Raise JobTimeout in the task after `seconds` (main thread only; POSIX timers)."""
+def _deadline(seconds: float, error: Callable[[], BaseException]) -> Iterator[None]:
+    """Raise `error()` in the running code after `seconds`.
+
+    Main thread only (POSIX interval timer). Nests: an inner deadline (a step's)
+    re-arms the outer one (the job's) with what is left of it on exit, and is
+    not armed at all when the outer one would fire first.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
+    if outer_left and outer_left <= seconds:
+        yield
+        return
+    started = time.monotonic()
 
     def on_alarm(signum: int, frame: Any) -> None:
-        raise JobTimeout()
+        raise error()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -255,6 +280,18 @@ def _deadline(seconds: int) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            left = outer_left - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+
+
+def step_deadline(seconds: int | None, name: str) -> AbstractContextManager[None]:
+    """A step's own timeout inside the job's (see jobs.steps)."""
+    if not seconds:
+        return nullcontext()
+    return _deadline(
+        seconds, lambda: StepTimeout(f"step {name!r} exceeded its timeout of {seconds} s")
+    )
 
 
 def install_worker_signal_handlers(**_: Any) -> None:

@@ -24,7 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs.exceptions import IllegalTransition
-from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus
+from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
 
 S = JobStatus
 
@@ -44,9 +44,10 @@ CANCEL = Transition("cancel", frozenset({S.QUEUED, S.RETRYING}), S.CANCELLED)
 STOP_CANCELLED = Transition("stop_cancelled", frozenset({S.RUNNING}), S.CANCELLED)
 RELEASE = Transition("release", frozenset({S.RUNNING}), S.QUEUED)
 REQUEUE = Transition("requeue", frozenset({S.DEAD, S.CANCELLED}), S.QUEUED)
+RESUME = Transition("resume", frozenset({S.DEAD, S.CANCELLED, S.RETRYING}), S.QUEUED)
 
 TRANSITIONS: tuple[Transition, ...] = (
-    CLAIM, SUCCEED, RETRY, BURY, CANCEL, STOP_CANCELLED, RELEASE, REQUEUE,
+    CLAIM, SUCCEED, RETRY, BURY, CANCEL, STOP_CANCELLED, RELEASE, REQUEUE, RESUME,
 )
 # The state machine as (from, to) pairs; anything else is refused.
 ALLOWED: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
@@ -170,6 +171,7 @@ def fail(
     attempt_status: AttemptStatus = AttemptStatus.FAILED,
     now: datetime | None = None,
     guard: Q | None = None,
+    step_id: int | None = None,
 ) -> JobStatus:
     """running -> retrying (at `retry_at`) or, when it is None, -> dead with a DeadLetter.
 
@@ -193,7 +195,9 @@ def fail(
                 _open_dead_letter(claimed.job.pk, error, claimed.job.attempt_count, now)
         if not moved:
             raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
-        _close_attempt(claimed.attempt, attempt_status, now, error, retry_at=retry_at)
+        step_id = _close_running_steps(claimed.job.pk, error, now) or step_id
+        _close_attempt(claimed.attempt, attempt_status, now, error, retry_at=retry_at,
+                       step_id=step_id)
     return target
 
 
@@ -225,6 +229,9 @@ def release(claimed: Claimed, *, now: datetime | None = None) -> None:
             claimed.attempt, AttemptStatus.INTERRUPTED, now,
             ErrorInfo("WorkerShutdown", "the worker shut down before the job finished; "
                       "released for another worker"),
+        )
+        Step.objects.filter(job_id=claimed.job.pk, status=StepStatus.RUNNING).update(
+            status=StepStatus.PENDING, started_at=None
         )
 
 
@@ -278,16 +285,45 @@ def requeue(
     note: str = "requeued",
     now: datetime | None = None,
 ) -> BulkResult:
-    """dead | cancelled -> queued: a fresh attempt cycle; attempts and dead letters stay."""
+    """dead | cancelled -> queued, from scratch: a fresh attempt cycle, every step
+    pending again. Attempts and dead letters stay as history."""
+    return _restart(REQUEUE, job_ids, by=by, note=note, now=now, keep_steps=False)
+
+
+def resume(
+    job_ids: Iterable[UUID | str],
+    *,
+    by: Any = None,
+    note: str = "resumed",
+    now: datetime | None = None,
+) -> BulkResult:
+    """dead | cancelled | retrying -> queued, keeping every succeeded step's result:
+    the job reruns from its first step that did not succeed, each with a fresh
+    step attempt budget (and whatever limits an operator raised)."""
+    return _restart(RESUME, job_ids, by=by, note=note, now=now, keep_steps=True)
+
+
+def _restart(
+    t: Transition, job_ids: Iterable[UUID | str], *, by: Any, note: str,
+    now: datetime | None, keep_steps: bool,
+) -> BulkResult:
     now = now or timezone.now()
     result = BulkResult()
     for batch in _batches(job_ids):
         with transaction.atomic():
-            eligible = [pk for pk, _ in _lock(batch, REQUEUE.sources)]
+            eligible = [pk for pk, _ in _lock(batch, t.sources)]
             _apply(
-                REQUEUE, Q(pk__in=eligible),
+                t, Q(pk__in=eligible),
                 attempt_count=0, run_after=now, started_at=None, finished_at=None,
                 result=None, last_error="", cancel_requested_at=None, reserved_until=None,
+            )
+            steps = Step.objects.filter(job_id__in=eligible)
+            if keep_steps:
+                steps = steps.exclude(status=StepStatus.SUCCEEDED)
+            steps.update(
+                status=StepStatus.PENDING, attempts=0, started_at=None, finished_at=None,
+                progress_current=None, progress_total=None, progress_message="",
+                **({} if keep_steps else {"result": None}),
             )
             _resolve_open(Q(job_id__in=eligible), by=by, note=note, now=now)
         result.done += eligible
@@ -321,12 +357,25 @@ def _open_dead_letter(job_id: UUID, error: ErrorInfo, attempts: int, now: dateti
     )
 
 
+def _close_running_steps(job_id: UUID, error: ErrorInfo, now: datetime) -> int | None:
+    """A step still `running` when its attempt ended (the worker died in it) failed."""
+    running = list(Step.objects.filter(job_id=job_id, status=StepStatus.RUNNING)
+                   .values_list("pk", flat=True))
+    if running:
+        Step.objects.filter(pk__in=running).update(
+            status=StepStatus.FAILED, finished_at=now, error_class=error.error_class,
+            error_message=error.message, traceback=error.traceback,
+        )
+    return running[0] if running else None
+
+
 def _close_attempt(
     attempt: Attempt,
     status: AttemptStatus,
     now: datetime,
     error: ErrorInfo | None = None,
     retry_at: datetime | None = None,
+    step_id: int | None = None,
 ) -> None:
     fields: dict[str, Any] = {
         "status": status,
@@ -334,6 +383,8 @@ def _close_attempt(
         "duration": now - attempt.started_at,
         "retry_at": retry_at,
     }
+    if step_id is not None:
+        fields["step_id"] = step_id
     if error is not None:
         fields.update(
             error_class=error.error_class,

@@ -16,7 +16,7 @@ EXPECTED_MACHINE = {
     (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.RETRYING), (S.RUNNING, S.DEAD),
     (S.RUNNING, S.CANCELLED), (S.RUNNING, S.QUEUED),
     (S.QUEUED, S.CANCELLED), (S.RETRYING, S.CANCELLED),
-    (S.DEAD, S.QUEUED), (S.CANCELLED, S.QUEUED),
+    (S.DEAD, S.QUEUED), (S.CANCELLED, S.QUEUED), (S.RETRYING, S.QUEUED),
 }
 
 
@@ -93,6 +93,10 @@ def do_requeue(job):
     return bool(tr.requeue([job.pk]).done)
 
 
+def do_resume(job):
+    return bool(tr.resume([job.pk]).done)
+
+
 OPERATIONS = {
     "claim": (do_claim, tr.CLAIM),
     "succeed": (do_succeed, tr.SUCCEED),
@@ -101,6 +105,7 @@ OPERATIONS = {
     "stop_cancelled": (do_stop_cancelled, tr.STOP_CANCELLED),
     "cancel": (do_cancel, tr.CANCEL),
     "requeue": (do_requeue, tr.REQUEUE),
+    "resume": (do_resume, tr.RESUME),
 }
 
 
