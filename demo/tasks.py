@@ -38,3 +38,46 @@ def charge_card(order_id: int) -> None:
 @task(name="demo.import_feed", max_attempts=2, backoff=DEMO_BACKOFF)
 def import_feed(feed: str) -> None:
     raise ValueError(f"feed {feed!r} has a malformed row 17: '<script>alert(1)</script>'")
+
+
+# --- multi-step jobs for the dashboard ----------------------------------------
+
+CATALOG_STEPS = ["download", "validate", "transform", "load", "publish"]
+
+
+def _pause(seconds: float = 0.3) -> None:
+    time.sleep(seconds)
+
+
+def _download(feed: str) -> dict:
+    _pause()
+    return {"feed": feed, "rows": 1200}
+
+
+def _validate(data: dict) -> dict:
+    ctx = current_job()
+    for i in range(0, data["rows"] + 1, 100):
+        ctx.progress(i, data["rows"], f"row {i}")
+        time.sleep(0.02)
+    return {**data, "valid": data["rows"] - 3}
+
+
+def _transform(data: dict, limits: dict) -> dict:
+    _pause()
+    if data["valid"] > limits["max_rows"]:
+        raise ValueError(
+            f"{data['valid']} rows exceed the transform limit max_rows={limits['max_rows']}; "
+            "raise the step's limit and resume"
+        )
+    return {**data, "transformed": data["valid"]}
+
+
+@task(name="demo.import_catalog", max_attempts=1, steps=CATALOG_STEPS)
+def import_catalog(feed: str, max_rows: int = 5000) -> dict:
+    """Five checkpointed steps; with a low max_rows it dies at "transform", resumable."""
+    ctx = current_job()
+    data = ctx.step("download", _download, feed)
+    data = ctx.step("validate", _validate, data)
+    data = ctx.step("transform", _transform, data, limits={"max_rows": max_rows})
+    data = ctx.step("load", lambda d: {**d, "loaded": d["transformed"]}, data)
+    return ctx.step("publish", lambda d: {"published": d["loaded"]}, data)

@@ -87,6 +87,34 @@ def job_progress(steps: list[Step]) -> dict[str, Any]:
     }
 
 
+def validate_limits(current: dict[str, Any], proposed: Any) -> dict[str, Any]:
+    """Check an operator's edit of a step's limits before it is saved.
+
+    Only the settings the code declared may change, each keeping its type, and
+    numbers stay positive: a typo must not become a silent new setting.
+    """
+    from django.core.exceptions import ValidationError
+
+    if not isinstance(proposed, dict):
+        raise ValidationError("Limits must be a JSON object, e.g. {\"max_tokens\": 4000}.")
+    unknown = sorted(set(proposed) - set(current))
+    if unknown:
+        raise ValidationError(
+            f"Unknown limit(s) {unknown}; this step declares {sorted(current) or 'none'}."
+        )
+    for key, value in proposed.items():
+        expected = type(current[key])
+        if isinstance(value, bool) != isinstance(current[key], bool) or not isinstance(
+            value, (int, float) if expected is float else expected
+        ):
+            raise ValidationError(
+                f"Limit {key!r} must be of type {expected.__name__}, got {value!r}."
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise ValidationError(f"Limit {key!r} must be positive, got {value!r}.")
+    return {**current, **proposed}
+
+
 def validate_plan(names: list[str] | tuple[str, ...]) -> list[str]:
     names = list(names)
     if not all(isinstance(n, str) and n and len(n) <= 200 for n in names):

@@ -12,6 +12,6 @@ def test_rundemo_prepares_admin_and_demo_jobs_once(capsys):
     out = capsys.readouterr().out
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and "password" in out
-    assert Job.objects.count() == 6
+    assert Job.objects.count() == 8
     call_command("rundemo", "--no-server")
-    assert Job.objects.count() == 6  # idempotency keys: a second run adds nothing
+    assert Job.objects.count() == 8  # idempotency keys: a second run adds nothing

@@ -152,3 +152,41 @@ def test_kill_9_during_step_2_resumes_at_step_2(cluster_factory, on_postgres):
     assert list(Job.objects.get(pk=job.pk).attempts.order_by("number")
                 .values_list("status", "step__name")) == [("lost", "two"), ("succeeded", None)]
     assert steps_of(job) == [("one", "succeeded", 1), ("two", "succeeded", 2)]
+
+
+@pytest.mark.parametrize(
+    ("proposed", "message"),
+    [
+        ([1], "JSON object"),
+        ({"max_tokns": 10}, "Unknown limit"),
+        ({"max_tokens": "lots"}, "of type int"),
+        ({"max_tokens": True}, "of type int"),
+        ({"max_tokens": 0}, "positive"),
+    ],
+)
+def test_operator_limit_edits_are_validated(proposed, message):
+    from django.core.exceptions import ValidationError
+
+    from jobs.steps import validate_limits
+
+    with pytest.raises(ValidationError, match=message):
+        validate_limits({"max_tokens": 1000}, proposed)
+
+
+def test_a_valid_limit_edit_merges_over_the_declared_defaults():
+    from jobs.steps import validate_limits
+
+    assert validate_limits({"max_tokens": 1000, "model": "s"}, {"max_tokens": 4000}) == {
+        "max_tokens": 4000, "model": "s"}
+
+
+def test_demo_catalog_import_dies_at_transform_and_resumes_with_a_raised_limit():
+    job = enqueue("demo.import_catalog", "partner.csv", max_rows=500)
+    assert run_job(job.pk) == S.DEAD
+    assert [s for _, s, _ in steps_of(job)] == ["succeeded", "succeeded", "failed",
+                                                "pending", "pending"]
+    step = Step.objects.get(job=job, name="transform")
+    Step.objects.filter(pk=step.pk).update(limits={"max_rows": 5000})
+    transitions.resume([job.pk])
+    assert run_job(job.pk) == S.SUCCEEDED
+    assert Job.objects.get(pk=job.pk).result == {"published": 1197}

@@ -30,7 +30,8 @@ class Command(BaseCommand):
         created = self._demo_jobs()
         self.stdout.write(self.style.SUCCESS(
             f"Demo admin: username {username!r}, password {password!r}\n"
-            f"Enqueued {created} demo jobs (one succeeds after a retry, two end dead).\n"
+            f"Enqueued {created} demo jobs (one succeeds after a retry, two end dead, "
+            "a five-step import succeeds and another dies at its third step).\n"
             f"Admin: http://{addrport}/admin/jobs/job/"
         ))
         if no_server:
@@ -71,6 +72,9 @@ class Command(BaseCommand):
             (tasks.charge_card, (1042,), {}, "demo:charge"),
             (tasks.import_feed, ("partners.csv",), {}, "demo:import"),
             (tasks.add, (40, 2), {}, "demo:later"),
+            (tasks.import_catalog, ("spring-catalog.csv",), {}, "demo:catalog-ok"),
+            (tasks.import_catalog, ("partner-catalog.csv",), {"max_rows": 500},
+             "demo:catalog-fails"),
         ]
         before = self._count()
         for t, args, kwargs, key in specs:
