@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "jobs",  # before django_q: its qcluster command wraps django-q2's
     "django_q",
+    "django_htmx",
     "dashboard",
     "demo",
 ]
@@ -40,6 +41,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -139,6 +141,11 @@ JOBS = {
     "TASK_MODULES": env.list("JOBS_TASK_MODULES", default=[]),
     # How often each cluster's maintenance thread looks for due work.
     "MAINTENANCE_TICK_SECONDS": env.float("JOBS_MAINTENANCE_TICK_SECONDS", default=0.5),
+    # The jobs.purge_finished schedule deletes finished jobs older than this.
+    "RETENTION_DAYS": env.int("JOBS_RETENTION_DAYS", default=30),
+    # The jobs.dead_letter_alert schedule mails ADMINS (once a day) about
+    # unresolved dead letters older than this.
+    "DEAD_LETTER_ALERT_HOURS": env.float("JOBS_DEAD_LETTER_ALERT_HOURS", default=24.0),
 }
 
 # --- django-q2 cluster --------------------------------------------------------

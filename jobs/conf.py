@@ -17,6 +17,8 @@ _DEFAULTS = {
     "REAPER_INTERVAL_SECONDS": 5.0,
     "TASK_MODULES": [],
     "MAINTENANCE_TICK_SECONDS": 0.5,
+    "RETENTION_DAYS": 30,
+    "DEAD_LETTER_ALERT_HOURS": 24.0,
 }
 
 
@@ -34,6 +36,8 @@ class JobsSettings:
     reaper_interval_seconds: float
     task_modules: tuple[str, ...]
     maintenance_tick_seconds: float
+    retention_days: int
+    dead_letter_alert_hours: float
 
 
 def get() -> JobsSettings:
@@ -51,4 +55,6 @@ def get() -> JobsSettings:
         reaper_interval_seconds=float(raw["REAPER_INTERVAL_SECONDS"]),
         task_modules=tuple(raw["TASK_MODULES"]),
         maintenance_tick_seconds=float(raw["MAINTENANCE_TICK_SECONDS"]),
+        retention_days=int(raw["RETENTION_DAYS"]),
+        dead_letter_alert_hours=float(raw["DEAD_LETTER_ALERT_HOURS"]),
     )

@@ -24,6 +24,7 @@ logger = logging.getLogger("jobs.maintenance")
 # holds them). Internal code only: never user input.
 PERIODIC: list[tuple[str, float | str]] = [
     ("jobs.reaper.sweep", "reaper_interval_seconds"),
+    ("jobs.schedules.fire_due", 0.5),
 ]
 
 _thread: threading.Thread | None = None

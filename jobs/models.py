@@ -93,6 +93,11 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("requeue_job", "Can requeue dead or cancelled jobs"),
+            ("cancel_job", "Can cancel queued or running jobs"),
+            ("resume_job", "Can resume jobs from their failed step"),
+        ]
         indexes = [
             # What the broker asks: due runnable jobs of a queue, best first.
             models.Index(
@@ -113,6 +118,9 @@ class Job(models.Model):
             models.Index(fields=["queue", "-created_at"], name="job_queue_created_idx"),
             models.Index(fields=["task_name", "-created_at"], name="job_task_created_idx"),
             models.Index(fields=["-created_at"], name="job_created_idx"),
+            # The throughput chart: jobs finished in the last hour.
+            models.Index(fields=["-finished_at"], name="job_finished_idx",
+                         condition=Q(finished_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -250,6 +258,7 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-failed_at"]
+        permissions = [("resolve_deadletter", "Can resolve dead letters")]
         constraints = [
             # A job has at most one open dead letter; history keeps the rest.
             models.UniqueConstraint(
@@ -268,3 +277,79 @@ class DeadLetter(models.Model):
     @property
     def is_resolved(self) -> bool:
         return self.resolved_at is not None
+
+
+class OverlapPolicy(models.TextChoices):
+    SKIP = "skip", "Skip a run while the previous job is unfinished"
+    ALLOW = "allow", "Allow overlapping runs"
+
+
+class MisfirePolicy(models.TextChoices):
+    RUN_ONCE = "run_once", "Run once to catch up"
+    SKIP = "skip", "Skip to the next future time"
+
+
+class Schedule(models.Model):
+    """A registered task enqueued at the times of a cron expression in an IANA time zone.
+
+    Every cluster's maintenance thread fires due schedules (`jobs.schedules.fire_due`);
+    `next_run_at` is both the next due time and the claim token: firing moves it
+    forward with one conditional UPDATE, so only one cluster fires each due time.
+    Saving validates the row (`full_clean`): a schedule that could never enqueue
+    a job must not exist.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    task_name = models.CharField(max_length=200, help_text="A registered task (see @task).")
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    cron = models.CharField(
+        max_length=100,
+        help_text='Five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *".',
+    )
+    time_zone = models.CharField(
+        max_length=64, help_text='IANA name the expression is read in, e.g. "Europe/Berlin".'
+    )
+    enabled = models.BooleanField(default=True)
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
+    )
+    misfire_policy = models.CharField(
+        max_length=16, choices=MisfirePolicy.choices, default=MisfirePolicy.RUN_ONCE
+    )
+    jitter_seconds = models.PositiveIntegerField(
+        default=0, help_text="Delay each job by a random 0..N seconds (spreads load)."
+    )
+
+    # Firing state, written by jobs.schedules only (UTC, aware).
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            # What fire_due asks every tick: enabled schedules that are due.
+            models.Index(
+                fields=["next_run_at"], name="schedule_due_idx", condition=Q(enabled=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cron} {self.time_zone})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        from jobs.schedules import plan_next_run
+
+        self.full_clean()
+        plan_next_run(self)
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        from jobs.schedules import validate_schedule
+
+        validate_schedule(self)

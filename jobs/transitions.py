@@ -420,3 +420,17 @@ def _batches(job_ids: Iterable[UUID | str]) -> Iterable[list[UUID | str]]:
 def _rest(batch: list[UUID | str], taken: list[UUID]) -> list[UUID]:
     taken_set = {UUID(str(pk)) for pk in taken}
     return [UUID(str(pk)) for pk in batch if UUID(str(pk)) not in taken_set]
+
+
+def resolve_dead_letters_of_jobs(
+    job_ids: Iterable[UUID | str], *, by: Any = None, note: str = "", now: datetime | None = None
+) -> BulkResult:
+    """Resolve the open dead letter of each job (the dashboard acts on jobs, not letters)."""
+    ids = [UUID(str(pk)) for pk in job_ids]
+    open_for = set(
+        DeadLetter.objects.filter(job_id__in=ids, resolved_at__isnull=True)
+        .values_list("job_id", flat=True)
+    )
+    _resolve_open(Q(job_id__in=list(open_for)), by=by, note=note, now=now)
+    return BulkResult(done=[pk for pk in ids if pk in open_for],
+                      skipped=[pk for pk in ids if pk not in open_for])

@@ -1,0 +1,95 @@
+"""Operator actions, shared by the admin and the dashboard.
+
+One place decides who may do what and how the outcome is told, so an action
+means the same on every screen: each checks its permission, goes through
+`jobs.transitions`, and reports what it did *and* what it refused
+("Requeued 48, skipped 2 that are not dead or cancelled").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import PermissionDenied
+
+from jobs import transitions
+from jobs.transitions import BulkResult
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    label: str
+    permission: str
+    run: Callable[..., BulkResult]
+    done_verb: str
+    skipped_reason: str
+
+    def allowed(self, user: Any) -> bool:
+        return bool(user and user.is_active and user.is_staff and user.has_perm(self.permission))
+
+
+@dataclass(frozen=True)
+class Report:
+    action: Action
+    result: BulkResult
+
+    @property
+    def message(self) -> str:
+        r = self.result
+        parts = [f"{self.action.done_verb} {len(r.done)}"]
+        if r.requested:
+            parts.append(f"asked {len(r.requested)} running to stop at their next safe point")
+        parts.append(f"skipped {len(r.skipped)} {self.action.skipped_reason}"
+                     if r.skipped else "skipped none")
+        return ", ".join(parts) + "."
+
+
+def _requeue(ids: list[UUID], user: Any) -> BulkResult:
+    return transitions.requeue(ids, by=user, note=f"requeued by {user}")
+
+
+def _resume(ids: list[UUID], user: Any) -> BulkResult:
+    return transitions.resume(ids, by=user, note=f"resumed by {user}")
+
+
+def _cancel(ids: list[UUID], user: Any) -> BulkResult:
+    return transitions.cancel(ids)
+
+
+def _resolve(ids: list[UUID], user: Any, note: str = "") -> BulkResult:
+    return transitions.resolve_dead_letters_of_jobs(
+        ids, by=user, note=note or f"resolved by {user}"
+    )
+
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action("requeue", "Requeue (start over)", "jobs.requeue_job", _requeue,
+               "Requeued", "that are not dead or cancelled"),
+        Action("resume", "Resume from the failed step", "jobs.resume_job", _resume,
+               "Resumed", "that are not dead, cancelled or waiting to retry"),
+        Action("cancel", "Cancel", "jobs.cancel_job", _cancel,
+               "Cancelled", "that had already finished"),
+        Action("resolve", "Resolve dead letters", "jobs.resolve_deadletter", _resolve,
+               "Resolved", "without an open dead letter"),
+    )
+}
+
+
+def available(user: Any) -> list[Action]:
+    """The actions this user may see and use."""
+    return [a for a in ACTIONS.values() if a.allowed(user)]
+
+
+def perform(name: str, user: Any, job_ids: Iterable[UUID | str], **options: Any) -> Report:
+    """Run action `name` on `job_ids` for `user`, or raise PermissionDenied / KeyError."""
+    action = ACTIONS[name]
+    if not action.allowed(user):
+        raise PermissionDenied(f"{user} may not {action.name} jobs ({action.permission})")
+    ids = [UUID(str(pk)) for pk in job_ids]
+    return Report(action, action.run(ids, user, **options))

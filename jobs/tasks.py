@@ -1,0 +1,22 @@
+"""Built-in maintenance tasks, installed as schedules by `manage.py install_schedules`.
+
+Autodiscovered like every app's `tasks` module, so clusters always know them.
+"""
+
+from __future__ import annotations
+
+from jobs import schedules
+from jobs.api import task
+
+
+# Not atomic: each purge batch commits on its own (see schedules.purge_finished).
+@task(name="jobs.purge_finished", atomic=False, timeout=1800, max_attempts=3)
+def purge_finished(days: int | None = None) -> int:
+    """Delete finished jobs older than JOBS['RETENTION_DAYS'] (or `days`)."""
+    return schedules.purge_finished(days)
+
+
+@task(name="jobs.dead_letter_alert", max_attempts=3)
+def dead_letter_alert(hours: float | None = None) -> int:
+    """Mail the admins, once a day, about old unresolved dead letters."""
+    return schedules.alert_dead_letters(hours)
