@@ -15,3 +15,7 @@ def test_rundemo_prepares_admin_and_demo_jobs_once(capsys):
     assert Job.objects.count() == 8
     call_command("rundemo", "--no-server")
     assert Job.objects.count() == 8  # idempotency keys: a second run adds nothing
+    from jobs.models import Schedule
+
+    assert set(Schedule.objects.values_list("name", flat=True)) == {
+        "jobs.purge_finished", "jobs.dead_letter_alert", "demo-every-minute"}

@@ -28,6 +28,8 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         username, password = self._demo_admin()
         created = self._demo_jobs()
+        call_command("install_schedules", verbosity=0)
+        self._demo_schedule()
         self.stdout.write(self.style.SUCCESS(
             f"Demo admin: username {username!r}, password {password!r}\n"
             f"Enqueued {created} demo jobs (one succeeds after a retry, two end dead, "
@@ -81,6 +83,15 @@ class Command(BaseCommand):
             run_after = timedelta(minutes=10) if key == "demo:later" else None
             enqueue(t, *args, idempotency_key=key, run_after=run_after, **kwargs)
         return self._count() - before
+
+    @staticmethod
+    def _demo_schedule() -> None:
+        from jobs.models import Schedule
+        from jobs.schedules import create_schedule
+
+        if not Schedule.objects.filter(name="demo-every-minute").exists():
+            create_schedule("demo-every-minute", "demo.add", "* * * * *", "Europe/Berlin",
+                            args=[1, 1])
 
     @staticmethod
     def _count() -> int:
