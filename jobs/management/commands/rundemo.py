@@ -38,18 +38,26 @@ class Command(BaseCommand):
         ))
         if no_server:
             return
+        # Ctrl-C or SIGTERM stops both, even when started with SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         cluster = subprocess.Popen(
             [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
             env=os.environ.copy(),
+            start_new_session=True,  # its own group: stopped by us, and killed whole if stuck
         )
         try:
             call_command("runserver", addrport, use_reloader=False)
+        except KeyboardInterrupt:
+            pass
         finally:
+            self.stdout.write("Stopping the cluster...")
             cluster.send_signal(signal.SIGTERM)
             try:
-                cluster.wait(timeout=30)
+                cluster.wait(timeout=40)
             except subprocess.TimeoutExpired:
-                cluster.kill()
+                os.killpg(cluster.pid, signal.SIGKILL)
+                cluster.wait()
 
     def _demo_admin(self) -> tuple[str, str]:
         username = os.environ.get("DEMO_ADMIN_USER", "admin")

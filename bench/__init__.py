@@ -1,0 +1,1 @@
+"""Benchmarks: `python bench/bench_core.py` (see its docstring)."""
