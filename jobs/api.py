@@ -8,7 +8,6 @@ that a task name is misspelt or an argument cannot be stored.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from jobs.exceptions import (
 )
 from jobs.models import Job
 from jobs.retry import Backoff
+from jobs.serialization import stored_json
 from jobs.steps import StepError, plan, validate_plan
 
 # Keyword names enqueue() keeps for itself; a task may not take them.
@@ -240,12 +240,11 @@ def _json_value(value: Any, where: str, task_name: str) -> Any:
     what it was given, not a lossy stand-in such as a stringified datetime.
     """
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+        return stored_json(value, f"{where} of task {task_name!r}")
+    except TypeError as exc:
         raise InvalidJobArguments(
-            f"{where} of task {task_name!r} is not JSON-serializable "
-            f"({type(value).__name__}: {exc}). Pass plain data (str, int, float, bool, "
-            "None, list, dict), e.g. an id instead of a model instance."
+            f"{exc}. Pass plain data (str, int, float, bool, None, list, dict), "
+            "e.g. an id instead of a model instance."
         ) from None
 
 

@@ -9,7 +9,6 @@ its lease lapses and `jobs.reaper` writes `lost` for it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -30,6 +29,7 @@ from jobs.context import JobCancelled, JobContext, _current
 from jobs.exceptions import PermanentError, UnknownTaskError
 from jobs.models import AttemptStatus, JobStatus
 from jobs.retry import Backoff
+from jobs.serialization import stored_json
 from jobs.steps import StepLostOwnership
 from jobs.transitions import Claimed, ErrorInfo, LostOwnership
 
@@ -59,6 +59,7 @@ class _WorkerState:
 
 
 _state = _WorkerState()
+RESULT = "the task's result"
 
 
 def execute(job_id: str) -> None:
@@ -127,10 +128,10 @@ def _run_task(claimed: Claimed, ctx: JobContext) -> JobStatus | None:
     try:
         if task.atomic:
             with transaction.atomic():
-                result = _as_json(_invoke(task, job.args, job.kwargs, timeout))
+                result = stored_json(_invoke(task, job.args, job.kwargs, timeout), RESULT)
                 transitions.succeed(claimed, result)
         else:
-            result = _as_json(_invoke(task, job.args, job.kwargs, timeout))
+            result = stored_json(_invoke(task, job.args, job.kwargs, timeout), RESULT)
             transitions.succeed(claimed, result)
     except (LostOwnership, StepLostOwnership):
         logger.warning("job %s was taken from attempt %s (reaped or cancelled); "
@@ -200,15 +201,6 @@ def _record_failure(
     logger.warning("job %s (%s) attempt %s failed: %s -> %s", job.pk, job.task_name,
                    claimed.attempt.number, exc.__class__.__name__, status)
     return status
-
-
-def _as_json(value: Any) -> Any:
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"the task returned a {type(value).__name__}, which cannot be stored as JSON: {exc}"
-        ) from None
 
 
 class Heartbeat(threading.Thread):

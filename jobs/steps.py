@@ -16,7 +16,6 @@ non-atomic.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from django.utils import timezone
 
 from jobs.exceptions import JobsError, PermanentError
 from jobs.models import Job, JobStatus, Step, StepStatus
+from jobs.serialization import stored_json
 
 if TYPE_CHECKING:
     from jobs.context import JobContext
@@ -176,7 +176,7 @@ def run_step(
         with transaction.atomic():
             with step_deadline(step.timeout, name):
                 value = fn(*args, **kwargs)
-            result = _as_json(value, name)
+            result = stored_json(value, f"the result of step {name!r}")
             _checkpoint(ctx, step, result)
     except BaseException as exc:
         _mark_failed(step, exc)
@@ -218,7 +218,7 @@ def _get_or_create(
     if timeout is not None and step.timeout is None:
         changes["timeout"] = timeout
     if limits and not step.limits:
-        changes["limits"] = _as_json(limits, name)
+        changes["limits"] = stored_json(limits, f"the limits of step {name!r}")
     if changes:
         Step.objects.filter(pk=step.pk).update(**changes)
         for key, value in changes.items():
@@ -249,13 +249,3 @@ def _mark_failed(step: Step, exc: BaseException) -> None:
         )
     except Exception:  # the database is gone; the attempt's own record will say so
         logger.exception("could not record the failure of step %s", step.name)
-
-
-def _as_json(value: Any, name: str) -> Any:
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"step {name!r} returned a {type(value).__name__}, which cannot be stored as "
-            f"JSON: {exc}"
-        ) from None
