@@ -46,11 +46,12 @@ class Command(BaseCommand):
         signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
         signal.signal(INTERRUPT_SIGNAL, signal.SIG_IGN)
         stop = threading.Event()
-        cluster = Cluster()
-        cluster.start()
-        # django-q2's handlers block inside the signal handler; ours only flags.
+        cluster = Cluster()  # installs django-q2's handlers, which block inside the handler
+        # Ours only flag, and are in place before start(): a SIGTERM during start-up
+        # must not reach django-q2's handler, which would wait for running jobs forever.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: stop.set())
+        cluster.start()
         while not stop.wait(0.5):
             if not cluster.sentinel.is_alive():
                 logger.error("the cluster's sentinel died; exiting")
