@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(PY) manage.py rundemo
 
 test: $(STAMP)
+	sh scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

@@ -3,5 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
+    path("api/", include("dashboard.api_urls")),
     path("demo/", include("demo.urls")),
 ]

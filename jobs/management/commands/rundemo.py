@@ -47,7 +47,8 @@ class Command(BaseCommand):
             start_new_session=True,  # its own group: stopped by us, and killed whole if stuck
         )
         try:
-            call_command("runserver", addrport, use_reloader=False)
+            # insecure=True: serve static files (admin CSS, vendored htmx) in the demo.
+            call_command("runserver", addrport, use_reloader=False, insecure_serving=True)
         except KeyboardInterrupt:
             pass
         finally:

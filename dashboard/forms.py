@@ -1,0 +1,129 @@
+"""Input the dashboard accepts, validated before any query runs.
+
+A malformed filter (unknown status, bad date, forged cursor) becomes a form
+error shown to the operator with HTTP 400, never a 500 from the database.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import QueryDict
+
+from dashboard.queries import DEFAULT_PAGE_SIZE, PAGE_SIZES, Cursor
+from jobs.models import JobStatus
+from jobs.steps import validate_limits
+
+RANGES = {
+    "15m": ("last 15 minutes", timedelta(minutes=15)),
+    "1h": ("last hour", timedelta(hours=1)),
+    "24h": ("last 24 hours", timedelta(hours=24)),
+    "7d": ("last 7 days", timedelta(days=7)),
+}
+# The filter fields that make up a shareable list URL (the cursor is added per page).
+FILTER_FIELDS = ("status", "queue", "task", "last", "since", "until", "q", "size")
+
+
+class JobFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any status"), *JobStatus.choices], required=False)
+    queue = forms.CharField(max_length=64, required=False)
+    task = forms.CharField(max_length=200, required=False)
+    last = forms.ChoiceField(
+        label="Created", required=False,
+        choices=[("", "Any time"), *((k, v[0]) for k, v in RANGES.items())],
+    )
+    since = forms.DateTimeField(
+        label="From", required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    until = forms.DateTimeField(
+        label="To", required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    q = forms.CharField(
+        label="Search", max_length=255, required=False,
+        widget=forms.TextInput(attrs={"type": "search",
+                                      "placeholder": "job id or idempotency key"}),
+    )
+    size = forms.TypedChoiceField(
+        label="Per page", required=False, coerce=int, empty_value=DEFAULT_PAGE_SIZE,
+        choices=[(n, n) for n in PAGE_SIZES],
+    )
+    after = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_last(self) -> timedelta | None:
+        value = self.cleaned_data["last"]
+        return RANGES[value][1] if value else None
+
+    def clean_after(self) -> Cursor | None:
+        value = self.cleaned_data["after"]
+        if not value:
+            return None
+        try:
+            return Cursor.decode(value)
+        except ValueError:
+            raise ValidationError(
+                "This page link is malformed; start again from the first page."
+            ) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "“To” must be later than “From”.")
+        return data
+
+    def querystring(self, **extra: str) -> str:
+        """The current filters as a query string (what the URL and page links carry)."""
+        qd = QueryDict(mutable=True)
+        for name in FILTER_FIELDS:
+            value = self.data.get(name)
+            if value:
+                qd[name] = value
+        for name, value in extra.items():
+            if value:
+                qd[name] = value
+        return qd.urlencode()
+
+
+class BulkActionForm(forms.Form):
+    """Selected job ids plus where to report back; the action itself is in the URL."""
+
+    filters = forms.CharField(required=False, widget=forms.HiddenInput)
+    # "list" re-renders the list, "detail" the job page the action came from.
+    origin = forms.ChoiceField(choices=[("list", "list"), ("detail", "detail")], required=False)
+    # Set once the operator agreed to "Requeue 3 jobs?" (JS dialog or the confirm page).
+    confirmed = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
+        try:
+            data["ids"] = list(dict.fromkeys(UUID(str(v)) for v in raw))
+        except ValueError:
+            raise ValidationError("A selected job id is not a valid UUID.") from None
+        if not data["ids"]:
+            raise ValidationError("Select at least one job.")
+        return data
+
+
+class StepLimitsForm(forms.Form):
+    """An operator's edit of a step's limits: JSON, checked by jobs.steps.validate_limits."""
+
+    limits = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}))
+
+    def __init__(self, *args: Any, current: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.current = current
+
+    def clean_limits(self) -> dict[str, Any]:
+        try:
+            proposed = json.loads(self.cleaned_data["limits"])
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+        return validate_limits(self.current, proposed)

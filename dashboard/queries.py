@@ -1,0 +1,348 @@
+"""Everything the dashboard asks the database, shaped for its templates.
+
+Views stay thin; this module decides *how* the database is asked, so the
+rules for a table with millions of jobs live in one place: filter only on
+indexed columns (see Job.Meta.indexes), paginate by keyset on
+(created_at, id) and never by OFFSET, cap counts, prefetch related rows.
+Numbers that other screens show too come from `jobs.stats`, progress from
+`jobs.steps.job_progress`, actions from `jobs.operations`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from jobs import operations, stats
+from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
+from jobs.schedules import format_run
+from jobs.steps import job_progress
+from jobs.transitions import CANCEL, REQUEUE, RESUME
+
+PAGE_SIZES = (25, 50, 100)
+DEFAULT_PAGE_SIZE = 50
+# The list says "1000+" rather than counting a million rows.
+COUNT_CAP = 1000
+RUNNING_SHOWN = 20
+SCHEDULES_SHOWN = 8
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Columns the list shows: the JSON blobs (args, kwargs, result) stay in the database.
+LIST_FIELDS = ("id", "task_name", "queue", "status", "attempt_count", "max_attempts",
+               "created_at", "started_at", "finished_at", "run_after", "last_error")
+
+
+# --- Overview ------------------------------------------------------------------------
+
+
+def overview(now: datetime | None = None) -> dict[str, Any]:
+    """The overview page's data: seven small indexed queries, whatever the table size."""
+    now = now or timezone.now()
+    counts = stats.status_counts()
+    running = list(
+        Job.objects.filter(status=JobStatus.RUNNING)
+        .order_by("-started_at")
+        .only("id", "task_name", "queue", "started_at", "attempt_count", "max_attempts",
+              "status", "created_at")
+        .prefetch_related(Prefetch("steps", queryset=Step.objects.order_by("position", "id")))
+        [:RUNNING_SHOWN]
+    )
+    for job in running:
+        job.progress = job_progress(list(job.steps.all()))
+    schedules = list(
+        Schedule.objects.filter(enabled=True, next_run_at__isnull=False)
+        .order_by("next_run_at")
+        .only("id", "name", "task_name", "cron", "time_zone", "next_run_at")[:SCHEDULES_SHOWN]
+    )
+    for s in schedules:
+        s.next_run_display = format_run(s.next_run_at, s.time_zone)
+        s.next_run_in = s.next_run_at - now
+    return {
+        "now": now,
+        "counts": [
+            {"status": status.value, "label": status.label, "count": counts[status.value]}
+            for status in JobStatus
+        ],
+        "queues": stats.queue_depths(now),
+        "dead_letters": stats.unresolved_dead_letters(),
+        "running": running,
+        "running_more": counts[JobStatus.RUNNING] > len(running),
+        "schedules": schedules,
+        "chart": throughput_chart(stats.finished_per_minute(60, now)),
+    }
+
+
+@dataclass(frozen=True)
+class Bar:
+    minute: datetime
+    succeeded: int
+    failed: int
+    x: float
+    ok_y: float
+    ok_h: float
+    fail_y: float
+    fail_h: float
+
+
+def throughput_chart(rows: list[dict[str, Any]], width: int = 720,
+                     height: int = 160) -> dict[str, Any]:
+    """Stacked bars (succeeded below, failed above in red) as SVG geometry.
+
+    Drawn on the server so the overview needs no chart library; the failed
+    part sits on top so a spike of red stands out without reading numbers.
+    """
+    n = max(len(rows), 1)
+    top = max((r["succeeded"] + r["failed"] for r in rows), default=0)
+    scale = (height - 4) / top if top else 0
+    slot = width / n
+    bars = []
+    for i, r in enumerate(rows):
+        ok_h = r["succeeded"] * scale
+        fail_h = r["failed"] * scale
+        bars.append(Bar(
+            minute=r["minute"], succeeded=r["succeeded"], failed=r["failed"],
+            x=round(i * slot + 1, 2),
+            ok_y=round(height - ok_h, 2), ok_h=round(ok_h, 2),
+            fail_y=round(height - ok_h - fail_h, 2), fail_h=round(fail_h, 2),
+        ))
+    worst = max(rows, key=lambda r: r["failed"], default=None)
+    return {
+        "bars": bars,
+        "width": width,
+        "height": height,
+        "bar_width": round(max(slot - 2, 1), 2),
+        "max": top,
+        "succeeded": sum(r["succeeded"] for r in rows),
+        "failed": sum(r["failed"] for r in rows),
+        "worst": worst if worst and worst["failed"] else None,
+        "start": rows[0]["minute"] if rows else None,
+        "end": rows[-1]["minute"] if rows else None,
+    }
+
+
+# --- Job list ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the list, newest first: the last row's (created_at, id).
+
+    Encoded as "<microseconds since epoch>_<uuid hex>": exact (no float
+    rounding), URL-safe, and a malformed value is a clear ValueError.
+    """
+
+    created_at: datetime
+    id: UUID
+
+    def encode(self) -> str:
+        delta = self.created_at - EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return f"{micros}_{self.id.hex}"
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        micros, sep, hex_id = value.partition("_")
+        if not sep or not micros.lstrip("-").isdigit():
+            raise ValueError(f"malformed cursor {value!r}")
+        try:
+            created_at = EPOCH + timedelta(microseconds=int(micros))
+        except OverflowError:
+            raise ValueError(f"cursor time out of range in {value!r}") from None
+        return cls(created_at, UUID(hex_id))  # UUID raises ValueError itself
+
+
+def filter_jobs(f: dict[str, Any], now: datetime | None = None) -> QuerySet[Job]:
+    """Jobs matching cleaned filter values, newest first.
+
+    Each filter maps to an index: status, queue and task_name each lead an
+    index with -created_at; the time range is on created_at; search is the
+    primary key or the unique idempotency key (exact matches, no LIKE).
+    """
+    now = now or timezone.now()
+    qs = Job.objects.only(*LIST_FIELDS).order_by("-created_at", "-id")
+    if f.get("status"):
+        qs = qs.filter(status=f["status"])
+    if f.get("queue"):
+        qs = qs.filter(queue=f["queue"])
+    if f.get("task"):
+        qs = qs.filter(task_name=f["task"])
+    if f.get("last"):
+        qs = qs.filter(created_at__gte=now - f["last"])
+    if f.get("since"):
+        qs = qs.filter(created_at__gte=f["since"])
+    if f.get("until"):
+        qs = qs.filter(created_at__lt=f["until"])
+    if f.get("q"):
+        term = f["q"]
+        match = Q(idempotency_key=term)
+        try:
+            match |= Q(pk=UUID(term))
+        except ValueError:
+            pass
+        qs = qs.filter(match)
+    return qs
+
+
+@dataclass
+class Page:
+    jobs: list[Job]
+    next_cursor: str | None
+    size: int
+    count: int
+    count_capped: bool
+    first_page: bool
+
+    @property
+    def count_display(self) -> str:
+        return f"{self.count}+" if self.count_capped else str(self.count)
+
+
+def job_page(qs: QuerySet[Job], after: Cursor | None, size: int) -> Page:
+    """One page after `after` (keyset), plus a capped count of all matches.
+
+    The count runs `SELECT COUNT(*) FROM (... LIMIT cap+1)`, so it stops at
+    the cap instead of walking every matching row.
+    """
+    matching = qs.order_by().values("pk")[: COUNT_CAP + 1].count()
+    page_qs = qs
+    if after is not None:
+        # "<=" first gives the index a range to start from; the OR breaks ties by id.
+        page_qs = qs.filter(created_at__lte=after.created_at).filter(
+            Q(created_at__lt=after.created_at) | Q(id__lt=after.id)
+        )
+    rows = list(page_qs[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    next_cursor = Cursor(rows[-1].created_at, rows[-1].id).encode() if more else None
+    return Page(jobs=rows, next_cursor=next_cursor, size=size,
+                count=min(matching, COUNT_CAP), count_capped=matching > COUNT_CAP,
+                first_page=after is None)
+
+
+# --- Job detail ----------------------------------------------------------------------
+
+# Which statuses each action can change, so a page offers only buttons that can work.
+ACTION_SOURCES: dict[str, frozenset[str]] = {
+    "requeue": REQUEUE.sources,
+    "resume": RESUME.sources,
+    "cancel": CANCEL.sources | {JobStatus.RUNNING},
+    "resolve": frozenset({JobStatus.DEAD}),
+}
+
+
+def actions_for(user: Any, job: Job | None = None,
+                has_open_letter: bool = False) -> list[operations.Action]:
+    """Actions the user may use; for one job, only those that can change it."""
+    actions = operations.available(user)
+    if job is None:
+        return actions
+    return [a for a in actions
+            if job.status in ACTION_SOURCES.get(a.name, frozenset())
+            and (a.name != "resolve" or has_open_letter)]
+
+
+@dataclass
+class StepView:
+    step: Step
+    attempts: list[Attempt] = field(default_factory=list)
+    limits_text: str = ""
+    limits_errors: list[str] = field(default_factory=list)
+
+    @property
+    def expanded(self) -> bool:
+        """Open by default where an operator has something to read or fix."""
+        return self.step.status == StepStatus.FAILED or bool(self.limits_errors)
+
+
+@dataclass
+class JobDetail:
+    job: Job
+    steps: list[StepView]
+    other_attempts: list[Attempt]
+    attempts: list[Attempt]
+    progress: dict[str, Any]
+    open_dead_letter: DeadLetter | None
+    now: datetime = field(default_factory=timezone.now)
+
+    @property
+    def terminal(self) -> bool:
+        return self.job.is_terminal
+
+
+def job_detail(job_id: UUID | str) -> JobDetail | None:
+    """A job with its steps, attempts and open dead letter: four queries, any size."""
+    job = Job.objects.select_related("enqueued_by").filter(pk=job_id).first()
+    if job is None:
+        return None
+    steps = list(Step.objects.filter(job=job).order_by("position", "id"))
+    attempts = list(Attempt.objects.filter(job=job).order_by("-number"))
+    letter = DeadLetter.objects.filter(job=job, resolved_at__isnull=True).first()
+    by_step: dict[int | None, list[Attempt]] = defaultdict(list)
+    for a in attempts:
+        by_step[a.step_id].append(a)
+    step_ids = {s.pk for s in steps}
+    views = [StepView(step=s, attempts=by_step.get(s.pk, []), limits_text=_json(s.limits))
+             for s in steps]
+    return JobDetail(
+        job=job,
+        steps=views,
+        other_attempts=[a for a in attempts if a.step_id not in step_ids],
+        attempts=attempts,
+        progress=job_progress(steps),
+        open_dead_letter=letter,
+    )
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True) if value else ""
+
+
+# --- Status API ----------------------------------------------------------------------
+
+ERROR_STATUSES = frozenset({JobStatus.RETRYING, JobStatus.DEAD})
+
+
+def readable_job(user: Any, job_id: UUID) -> Job | None:
+    """The job if `user` may read it: its owner (Job.enqueued_by) or staff.
+
+    Anyone else gets None, exactly as for a job that does not exist, so the
+    API never tells a stranger that a job id is real.
+    """
+    qs = Job.objects.filter(pk=job_id)
+    if not (user.is_active and user.is_staff):
+        qs = qs.filter(enqueued_by=user)
+    return qs.first()
+
+
+def status_payload(job: Job) -> dict[str, Any]:
+    """What the app's own frontends need to show a job's state (two queries)."""
+    steps = list(Step.objects.filter(job=job).order_by("position", "id"))
+    status = JobStatus(job.status)
+    return {
+        "id": str(job.pk),
+        "status": status.value,
+        "status_label": status.label,
+        "terminal": status.is_terminal,
+        "progress": job_progress(steps),
+        "steps": [{"name": s.name, "status": s.status} for s in steps],
+        "result": job.result if status == JobStatus.SUCCEEDED else None,
+        "error": job.last_error if status in ERROR_STATUSES else None,
+        "attempts": {"count": job.attempt_count, "max": job.max_attempts},
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        # When a retrying job will be tried again.
+        "next_attempt_at": _iso(job.run_after) if status == JobStatus.RETRYING else None,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,227 @@
+"""Thin views: check access, validate input, ask dashboard.queries, render.
+
+A page answers an HTMX request with just its fragment (templates/dashboard/
+partials/) and a normal request with the whole page, so every URL works with
+JavaScript off, as a bookmark, and after the back button.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from dashboard import queries
+from dashboard.access import staff_required
+from dashboard.forms import BulkActionForm, JobFilterForm, StepLimitsForm
+from jobs import operations
+from jobs.api import registered_tasks
+from jobs.models import Step
+
+# htmx stops polling an element when a response has this status.
+HTMX_STOP_POLLING = 286
+
+
+def _fragment(request: HttpRequest) -> bool:
+    """True for an HTMX swap; a history restore needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _setting(name: str, default: float) -> float:
+    return getattr(settings, name, default)
+
+
+def _flash(text: str, level: str = "success") -> dict[str, str]:
+    return {"text": text, "level": level}
+
+
+# --- Overview ------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+@vary_on_headers("HX-Request")
+def overview(request: HttpRequest) -> HttpResponse:
+    context = {**queries.overview(),
+               "poll_seconds": _setting("DASHBOARD_OVERVIEW_POLL_SECONDS", 5)}
+    template = ("dashboard/partials/overview_body.html" if _fragment(request)
+                else "dashboard/overview.html")
+    return render(request, template, context)
+
+
+# --- Job list and bulk actions -------------------------------------------------------
+
+
+def _list_context(request: HttpRequest, form: JobFilterForm) -> dict[str, Any]:
+    context: dict[str, Any] = {"form": form, "actions": queries.actions_for(request.user),
+                               "filters": form.querystring()}
+    if form.is_valid():
+        page = queries.job_page(queries.filter_jobs(form.cleaned_data),
+                                form.cleaned_data["after"], form.cleaned_data["size"])
+        context.update(page=page, next_query=form.querystring(after=page.next_cursor or ""))
+    return context
+
+
+@require_GET
+@staff_required
+@vary_on_headers("HX-Request")
+def job_list(request: HttpRequest) -> HttpResponse:
+    form = JobFilterForm(request.GET)
+    context = _list_context(request, form)
+    context["task_names"] = sorted(registered_tasks())
+    template = ("dashboard/partials/job_list.html" if _fragment(request)
+                else "dashboard/job_list.html")
+    return render(request, template, context, status=200 if form.is_valid() else 400)
+
+
+@require_POST
+@staff_required
+def job_action(request: HttpRequest, action: str) -> HttpResponse:
+    """Run one of jobs.operations' actions on the selected jobs and say what happened."""
+    if action not in operations.ACTIONS:
+        raise Http404(f"no action {action!r}")
+    chosen = operations.ACTIONS[action]
+    if not chosen.allowed(request.user):  # a forged POST for a hidden button
+        raise PermissionDenied(f"You may not {action} jobs.")
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        return _action_refused(request, form)
+    data = form.cleaned_data
+    if not data["confirmed"]:  # no JavaScript dialog happened: ask on a page
+        return render(request, "dashboard/confirm.html",
+                      {"action": chosen, "ids": data["ids"], "form": form})
+    report = operations.perform(action, request.user, data["ids"])
+    level = "success" if report.result.done or report.result.requested else "warning"
+    return _after_action(request, data, _flash(report.message, level))
+
+
+def _action_refused(request: HttpRequest, form: BulkActionForm) -> HttpResponse:
+    errors = " ".join(form.non_field_errors()) or "The request was malformed."
+    if request.htmx:
+        response = render(request, "dashboard/partials/flash.html",
+                          {"flash": _flash(errors, "error"), "flash_oob": True}, status=400)
+        response["HX-Reswap"] = "none"  # keep the page; the flash arrives out of band
+        return response
+    messages.error(request, errors)
+    return redirect(request.headers.get("Referer") or reverse("dashboard:jobs"))
+
+
+def _after_action(request: HttpRequest, data: dict[str, Any],
+                  flash: dict[str, str]) -> HttpResponse:
+    """Re-render what the operator was looking at, with the outcome on top."""
+    if data["origin"] == "detail":
+        job_id = data["ids"][0]
+        if request.htmx:
+            return _live(request, job_id, flash=flash)
+        messages.add_message(request, _LEVELS[flash["level"]], flash["text"])
+        return redirect("dashboard:job", job_id=job_id)
+    filters = data["filters"] or ""
+    if request.htmx:
+        form = JobFilterForm(QueryDict(filters))
+        context = {**_list_context(request, form), "flash": flash, "flash_oob": True}
+        return render(request, "dashboard/partials/job_list.html", context)
+    messages.add_message(request, _LEVELS[flash["level"]], flash["text"])
+    return redirect(f"{reverse('dashboard:jobs')}?{filters}")
+
+
+_LEVELS = {"success": messages.SUCCESS, "warning": messages.WARNING, "error": messages.ERROR}
+
+
+# --- Job detail ----------------------------------------------------------------------
+
+
+def _detail_context(request: HttpRequest, job_id: UUID, **extra: Any) -> dict[str, Any]:
+    detail = queries.job_detail(job_id)
+    if detail is None:
+        raise Http404("No such job.")
+    errors: dict[int, list[str]] = extra.pop("limits_errors", {})
+    texts: dict[int, str] = extra.pop("limits_texts", {})
+    for view in detail.steps:
+        if view.step.pk in errors:
+            view.limits_errors = errors[view.step.pk]
+            view.limits_text = texts[view.step.pk]
+    return {
+        "d": detail,
+        "job": detail.job,
+        "actions": queries.actions_for(request.user, detail.job,
+                                       has_open_letter=detail.open_dead_letter is not None),
+        "can_edit_limits": request.user.has_perm("jobs.resume_job"),
+        "poll_seconds": _setting("DASHBOARD_DETAIL_POLL_SECONDS", 2),
+        **extra,
+    }
+
+
+@require_GET
+@staff_required
+def job_detail(request: HttpRequest, job_id: UUID) -> HttpResponse:
+    return render(request, "dashboard/job_detail.html", _detail_context(request, job_id))
+
+
+@require_GET
+@staff_required
+def job_live(request: HttpRequest, job_id: UUID) -> HttpResponse:
+    """The polled part of the job page; once terminal it renders without a trigger."""
+    return _live(request, job_id)
+
+
+def _live(request: HttpRequest, job_id: UUID, status: int = 200, **extra: Any) -> HttpResponse:
+    context = _detail_context(request, job_id, **extra)
+    if extra.get("flash"):
+        context["flash_oob"] = True
+    response = render(request, "dashboard/partials/job_live.html", context, status=status)
+    if status == 200 and request.htmx and context["d"].terminal:
+        response.status_code = HTMX_STOP_POLLING  # belt and braces: htmx stops polling
+    return response
+
+
+@require_POST
+@staff_required
+def step_limits(request: HttpRequest, job_id: UUID, step_id: int) -> HttpResponse:
+    """Save an operator's edit of a step's limits (what a resume will run with)."""
+    if not request.user.has_perm("jobs.resume_job"):
+        raise PermissionDenied("Editing step limits needs the permission to resume jobs.")
+    step = get_object_or_404(Step, pk=step_id, job_id=job_id)
+    form = StepLimitsForm(request.POST, current=step.limits or {})
+    if not form.is_valid():
+        errors = [str(e) for e in form.errors["limits"]]
+        extra = {"limits_errors": {step.pk: errors},
+                 "limits_texts": {step.pk: request.POST.get("limits", "")}}
+        if request.htmx:
+            return _live(request, job_id, status=400, **extra)
+        context = _detail_context(request, job_id, **extra)
+        return render(request, "dashboard/job_detail.html", context, status=400)
+    Step.objects.filter(pk=step.pk).update(limits=form.cleaned_data["limits"])
+    flash = _flash(f"Saved the limits of step “{step.name}”; resume the job to run with them.")
+    if request.htmx:
+        return _live(request, job_id, flash=flash)
+    messages.success(request, flash["text"])
+    return redirect(f"{reverse('dashboard:job', args=[job_id])}#step-{step.pk}")
+
+
+# --- Status API ----------------------------------------------------------------------
+
+
+@require_GET
+@never_cache
+def job_status(request: HttpRequest, job_id: UUID) -> JsonResponse:
+    """JSON state of one job for the app's own frontends.
+
+    Only the job's owner (Job.enqueued_by) or staff may read it. Anyone else
+    gets the same 404 as for a job that does not exist, so ids cannot be
+    probed; anonymous callers get 401.
+    """
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Authentication required."}, status=401)
+    job = queries.readable_job(request.user, job_id)
+    if job is None:
+        return JsonResponse({"error": "Not found."}, status=404)
+    return JsonResponse(queries.status_payload(job))
