@@ -269,6 +269,10 @@ class DeadLetter(models.Model):
         ]
         indexes = [
             models.Index(fields=["resolved_at", "-failed_at"], name="deadletter_open_idx"),
+            # The admin's triage order: unresolved first (DESC puts NULLs first on
+            # PostgreSQL), newest failure first, then the primary key it adds.
+            models.Index(fields=["-resolved_at", "-failed_at", "-id"],
+                         name="deadletter_triage_idx"),
         ]
 
     def __str__(self) -> str:
