@@ -22,8 +22,8 @@ from django.utils import timezone
 from jobs import operations, stats
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
 from jobs.schedules import format_run
+from jobs.serialization import pretty_json
 from jobs.steps import job_progress
-from jobs.transitions import CANCEL, REQUEUE, RESUME
 
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
@@ -227,15 +227,6 @@ def job_page(qs: QuerySet[Job], after: Cursor | None, size: int) -> Page:
 
 # --- Job detail ----------------------------------------------------------------------
 
-# Which statuses each action can change, so a page offers only buttons that can work.
-ACTION_SOURCES: dict[str, frozenset[str]] = {
-    "requeue": REQUEUE.sources,
-    "resume": RESUME.sources,
-    "cancel": CANCEL.sources | {JobStatus.RUNNING},
-    "resolve": frozenset({JobStatus.DEAD}),
-}
-
-
 def actions_for(user: Any, job: Job | None = None,
                 has_open_letter: bool = False) -> list[operations.Action]:
     """Actions the user may use; for one job, only those that can change it."""
@@ -243,7 +234,7 @@ def actions_for(user: Any, job: Job | None = None,
     if job is None:
         return actions
     return [a for a in actions
-            if job.status in ACTION_SOURCES.get(a.name, frozenset())
+            if a.applies(job.status)
             and (a.name != "resolve" or has_open_letter)]
 
 
@@ -300,9 +291,7 @@ def job_detail(job_id: UUID | str) -> JobDetail | None:
 
 
 def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, indent=2, sort_keys=True) if value else ""
+    return pretty_json(value) if value else ""
 
 
 # --- Status API ----------------------------------------------------------------------

@@ -9,7 +9,6 @@ actions), then Job, Attempt, Step, DeadLetter and Schedule.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
@@ -33,7 +32,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from jobs import operations, schedules
+from jobs import operations, schedules, serialization
 from jobs.api import registered_tasks
 from jobs.exceptions import JobsError
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step
@@ -92,8 +91,7 @@ def truncated(text: str, limit: int = ERROR_PREVIEW_CHARS) -> str:
 
 def pretty_json(value: Any) -> SafeString:
     """Indented JSON in a <pre>, escaped: arguments and results are user data."""
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return format_html('<pre class="jobs-json">{}</pre>', text)
+    return format_html('<pre class="jobs-json">{}</pre>', serialization.pretty_json(value))
 
 
 def error_details(error_class: str, message: str, traceback: str) -> SafeString:

@@ -16,6 +16,7 @@ from uuid import UUID
 from django.core.exceptions import PermissionDenied
 
 from jobs import transitions
+from jobs.models import JobStatus
 from jobs.transitions import BulkResult
 
 
@@ -27,6 +28,11 @@ class Action:
     run: Callable[..., BulkResult]
     done_verb: str
     skipped_reason: str
+    # Statuses this action can change, so screens offer only buttons that work.
+    applies_to: frozenset[str]
+
+    def applies(self, status: str) -> bool:
+        return status in self.applies_to
 
     def allowed(self, user: Any) -> bool:
         return bool(user and user.is_active and user.is_staff and user.has_perm(self.permission))
@@ -70,13 +76,15 @@ ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
         Action("requeue", "Requeue (start over)", "jobs.requeue_job", _requeue,
-               "Requeued", "that are not dead or cancelled"),
+               "Requeued", "that are not dead or cancelled", transitions.REQUEUE.sources),
         Action("resume", "Resume from the failed step", "jobs.resume_job", _resume,
-               "Resumed", "that are not dead, cancelled or waiting to retry"),
+               "Resumed", "that are not dead, cancelled or waiting to retry",
+               transitions.RESUME.sources),
         Action("cancel", "Cancel", "jobs.cancel_job", _cancel,
-               "Cancelled", "that had already finished"),
+               "Cancelled", "that had already finished",
+               transitions.CANCEL.sources | {JobStatus.RUNNING}),
         Action("resolve", "Resolve dead letters", "jobs.resolve_deadletter", _resolve,
-               "Resolved", "without an open dead letter"),
+               "Resolved", "without an open dead letter", frozenset({JobStatus.DEAD})),
     )
 }
 

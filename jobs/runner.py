@@ -96,34 +96,32 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
     job = claimed.job
     cancel_requested = threading.Event()
     try:
-        atomic = get_task(job.task_name).atomic
-    except UnknownTaskError:
-        atomic = False
+        task: Task | None = get_task(job.task_name)
+    except UnknownTaskError as exc:
+        task, missing = None, exc
     token = _current.set(JobContext(
         job_id=job.pk,
         task_name=job.task_name,
         attempt_number=claimed.attempt.number,
         attempt_count=job.attempt_count,
         max_attempts=job.max_attempts,
-        in_task_transaction=atomic,
+        in_task_transaction=bool(task and task.atomic),
         cancel_event=cancel_requested,
     ))
     heartbeat = Heartbeat(claimed, conf.get().lease_seconds, cancel_requested)
     heartbeat.start()
     try:
-        return _run_task(claimed, _current.get())
+        if task is None:
+            # A worker running older code than the web process: retry later.
+            return _record_failure(claimed, missing, None, _current.get())
+        return _run_task(claimed, task, _current.get())
     finally:
         heartbeat.stop()
         _current.reset(token)
 
 
-def _run_task(claimed: Claimed, ctx: JobContext) -> JobStatus | None:
+def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None:
     job = claimed.job
-    try:
-        task = get_task(job.task_name)
-    except Exception as exc:
-        # A worker running older code than the web process: retry later.
-        return _record_failure(claimed, exc, None, ctx)
     timeout = task.timeout or conf.get().default_timeout
     try:
         if task.atomic:

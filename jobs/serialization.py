@@ -9,6 +9,11 @@ import json
 from typing import Any
 
 
+def pretty_json(value: Any) -> str:
+    """Indented, key-sorted JSON for people to read (admin, dashboard); not escaped."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def stored_json(value: Any, what: str) -> Any:
     """Return `value` as it will read back from a JSON column; TypeError names `what`."""
     try:

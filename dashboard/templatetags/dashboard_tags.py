@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +9,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from jobs import serialization
 from jobs.admin import STATUS_COLOURS
 from jobs.models import AttemptStatus, JobStatus, StepStatus
 
@@ -86,7 +86,7 @@ def duration(value: timedelta | None) -> str:
 @register.filter
 def pretty_json(value: Any) -> str:
     """JSON for a <pre>; the template still escapes it."""
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
+    return serialization.pretty_json(value)
 
 
 @register.filter
