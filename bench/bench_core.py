@@ -4,7 +4,7 @@
 
 For each database (PostgreSQL: postgres://postgres@127.0.0.1:5432/bench_pg,
 SQLite: a fresh file under bench/results/) it measures, for "ours"
-(config.settings, broker jobs.broker.JobTableBroker, `jobs.api.enqueue`) and
+(config.settings, broker jobs.worker.broker.JobTableBroker, `jobs.enqueue`) and
 "plain" (bench.plain_settings, django-q2's ORM broker, `django_q.tasks.async_task`):
 
 1. enqueue latency: p50/p99 of single enqueue calls of a no-op, in autocommit
@@ -264,7 +264,7 @@ def reset_tables() -> None:
 def enqueuer(impl: str):  # noqa: ANN201
     """A zero-argument callable that enqueues one no-op and returns its id."""
     if impl == "ours":
-        from jobs.api import enqueue
+        from jobs import enqueue
 
         return lambda: enqueue("bench.noop").pk
     from django_q.tasks import async_task
@@ -451,7 +451,7 @@ def _failures(impl: str) -> int:
 def phase_sqlcount(impl: str, db: str, n: int) -> dict[str, Any]:
     """SQL statements per job, in-process, mimicking what the cluster's processes do.
 
-    Ours: pusher `JobTableBroker.dequeue()` + worker `jobs.runner.execute(id)` (the
+    Ours: pusher `JobTableBroker.dequeue()` + worker `jobs.worker.runner.execute(id)` (the
     monitor does nothing for our packages: save=False, acknowledge is a no-op).
     Plain: pusher `ORM.dequeue()` + worker (close_old_connections, call) + monitor
     `save_task()` + `acknowledge()`. Counts statements passed to Django cursors
@@ -518,8 +518,8 @@ def phase_sqlcount(impl: str, db: str, n: int) -> dict[str, Any]:
     commits[0] = health_checks[0] = 0
 
     if impl == "ours":
-        from jobs.broker import JobTableBroker
-        from jobs.runner import execute
+        from jobs.worker.broker import JobTableBroker
+        from jobs.worker.runner import execute
 
         JobTableBroker.run_maintenance = False
         broker = JobTableBroker(list_key="default")

@@ -2,7 +2,7 @@
 
 Everything (database, CONN_MAX_AGE, CONN_HEALTH_CHECKS, workers, poll, bulk,
 retry, timeout, ...) is config.settings; only the broker differs: django-q2's
-own ORM broker (the django_q_ormq table) instead of jobs.broker.JobTableBroker.
+own ORM broker (the django_q_ormq table) instead of jobs.worker.broker.JobTableBroker.
 `save_limit` is left at django-q2's default (250: successful results are saved
 and pruned to the newest 250), because saving results is what plain django-q2
 normally does; our broker's packages never ask django-q2 to save.

@@ -5,7 +5,7 @@ JOBS_TASK_MODULES=bench.tasks); `noop_func` is the same no-op as a plain
 function that django-q2's async_task refers to by dotted path.
 """
 
-from jobs.api import task
+from jobs import task
 
 
 @task(name="bench.noop")

@@ -1,13 +1,15 @@
 """Settings, all read from the environment (django-environ) with safe defaults.
 
 The zero-setup default is SQLite in the project folder with django-q2 pulling
-from our own `Job` table (see `jobs/broker.py`). Point `DATABASE_URL` at
+from our own `Job` table (see `jobs/worker/broker.py`). Point `DATABASE_URL` at
 PostgreSQL for anything real.
 """
 
 from pathlib import Path
 
 import environ
+
+from jobs import conf as jobs_conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -118,53 +120,7 @@ LOGGING = {
 }
 
 # --- Jobs -------------------------------------------------------------------
-# Defaults for every task; a task's own @task(...) options win over these.
-JOBS = {
-    "DEFAULT_QUEUE": env.str("JOBS_DEFAULT_QUEUE", default="default"),
-    "DEFAULT_MAX_ATTEMPTS": env.int("JOBS_DEFAULT_MAX_ATTEMPTS", default=3),
-    "BACKOFF_BASE": env.float("JOBS_BACKOFF_BASE", default=2.0),
-    "BACKOFF_FACTOR": env.float("JOBS_BACKOFF_FACTOR", default=2.0),
-    "BACKOFF_CAP": env.float("JOBS_BACKOFF_CAP", default=3600.0),
-    # How long a reservation taken by a cluster's pusher keeps other clusters
-    # off a queued job before a worker claims it.
-    "RESERVATION_SECONDS": env.float("JOBS_RESERVATION_SECONDS", default=30.0),
-    # A running job's lease; the worker renews it, the reaper acts once it lapses.
-    "LEASE_SECONDS": env.float("JOBS_LEASE_SECONDS", default=30.0),
-    # Seconds an attempt may run unless its task says otherwise.
-    "DEFAULT_TIMEOUT": env.int("JOBS_DEFAULT_TIMEOUT", default=600),
-    # On SIGTERM, running jobs get this long to finish before they are released.
-    "SHUTDOWN_GRACE_SECONDS": env.float("JOBS_SHUTDOWN_GRACE_SECONDS", default=25.0),
-    # How often each cluster looks for running jobs whose lease lapsed.
-    "REAPER_INTERVAL_SECONDS": env.float("JOBS_REAPER_INTERVAL_SECONDS", default=5.0),
-    # Extra modules imported at start-up so their @task functions register
-    # (every installed app's `tasks` module is imported anyway).
-    "TASK_MODULES": env.list("JOBS_TASK_MODULES", default=[]),
-    # How often each cluster's maintenance thread looks for due work.
-    "MAINTENANCE_TICK_SECONDS": env.float("JOBS_MAINTENANCE_TICK_SECONDS", default=0.5),
-    # The jobs.purge_finished schedule deletes finished jobs older than this.
-    "RETENTION_DAYS": env.int("JOBS_RETENTION_DAYS", default=30),
-    # The jobs.dead_letter_alert schedule mails ADMINS (once a day) about
-    # unresolved dead letters older than this.
-    "DEAD_LETTER_ALERT_HOURS": env.float("JOBS_DEAD_LETTER_ALERT_HOURS", default=24.0),
-}
-
-# --- django-q2 cluster --------------------------------------------------------
-Q_CLUSTER = {
-    "name": env.str("Q_CLUSTER_NAME", default="default"),
-    "workers": env.int("Q_WORKERS", default=2),
-    # Our broker claims from the Job table; django-q2 never stores results.
-    "broker_class": "jobs.broker.JobTableBroker",
-    "orm": "default",
-    "bulk": env.int("Q_BULK", default=4),
-    "poll": env.float("Q_POLL", default=0.05),
-    "save_limit": -1,
-    # django-q2's own re-delivery and timeout are not used: the Job row's status
-    # and lease decide what runs (see docs/architecture.md).
-    "retry": env.int("Q_RETRY", default=3600),
-    "timeout": env.int("Q_TIMEOUT", default=3000),
-    "max_attempts": 1,
-    "ack_failures": True,
-    "catch_up": False,
-    "scheduler": False,
-    "label": "Cluster",
-}
+# Every default lives in jobs/conf.py; here the environment only overrides
+# (JOBS_DEFAULT_TIMEOUT=120, JOBS_QUEUES=default,reports, Q_WORKERS=4, ...).
+JOBS = jobs_conf.from_env(env)
+Q_CLUSTER = jobs_conf.q_cluster_from_env(env)

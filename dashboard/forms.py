@@ -17,7 +17,7 @@ from django.http import QueryDict
 
 from dashboard.queries import DEFAULT_PAGE_SIZE, PAGE_SIZES, Cursor
 from jobs.models import JobStatus
-from jobs.steps import validate_limits
+from jobs.ops.operations import validate_limits
 
 RANGES = {
     "15m": ("last 15 minutes", timedelta(minutes=15)),

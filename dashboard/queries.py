@@ -19,11 +19,11 @@ from uuid import UUID
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from jobs import operations, stats
+from jobs.core.serialization import pretty_json
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
-from jobs.schedules import format_run
-from jobs.serialization import pretty_json
-from jobs.steps import job_progress
+from jobs.ops import operations, stats
+from jobs.ops.presentation import job_progress
+from jobs.scheduling.cron import format_run
 
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50

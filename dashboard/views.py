@@ -23,9 +23,9 @@ from django.views.decorators.vary import vary_on_headers
 from dashboard import queries
 from dashboard.access import staff_required
 from dashboard.forms import BulkActionForm, JobFilterForm, StepLimitsForm
-from jobs import operations
-from jobs.api import registered_tasks
+from jobs.core.registry import registered_tasks
 from jobs.models import Step
+from jobs.ops import operations
 
 # htmx stops polling an element when a response has this status.
 HTMX_STOP_POLLING = 286

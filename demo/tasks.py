@@ -2,10 +2,7 @@
 
 import time
 
-from jobs.api import task
-from jobs.context import current_job
-from jobs.exceptions import PermanentError
-from jobs.retry import Backoff
+from jobs import Backoff, PermanentError, current_job, task
 
 DEMO_BACKOFF = Backoff(base=1.0, factor=2.0, cap=5.0)
 

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from demo.tasks import build_report
-from jobs.api import enqueue
+from jobs import enqueue
 
 
 @login_required

@@ -1,25 +1,27 @@
-"""Background jobs that never lie. Public API: `task`, `enqueue`, `PermanentError`.
+"""Background jobs that never lie.
 
-Import from `jobs.api` inside app code that loads before the app registry is
-ready; this package re-exports lazily to stay import-safe.
+    from jobs import task, enqueue, current_job, once, PermanentError, Backoff
+
+The names are resolved on first use (PEP 562): Django imports this package
+while it loads INSTALLED_APPS, before models may be imported, so nothing
+here may import a model eagerly.
 """
 
+from importlib import import_module
 from typing import Any
 
-__all__ = ["task", "enqueue", "PermanentError", "Backoff"]
+_PUBLIC = {
+    "task": "jobs.core.registry",
+    "enqueue": "jobs.core.enqueue",
+    "current_job": "jobs.core.context",
+    "once": "jobs.core.effects",
+    "Backoff": "jobs.core.retry",
+    "PermanentError": "jobs.exceptions",
+}
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"task", "enqueue"}:
-        from jobs import api
-
-        return getattr(api, name)
-    if name == "PermanentError":
-        from jobs.exceptions import PermanentError
-
-        return PermanentError
-    if name == "Backoff":
-        from jobs.retry import Backoff
-
-        return Backoff
-    raise AttributeError(name)
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'jobs' has no attribute {name!r}")
+    return getattr(import_module(_PUBLIC[name]), name)

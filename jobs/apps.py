@@ -1,6 +1,9 @@
+"""Start-up wiring: the one place that connects the layers to Django's hooks."""
+
 from importlib import import_module
 
 from django.apps import AppConfig
+from django.db.models.signals import pre_save
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -12,11 +15,16 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
-        from jobs import checks, conf, runner  # noqa: F401 - registers the system checks
+        from jobs import checks, conf  # noqa: F401 - registers the system checks
+        from jobs.models import Schedule
+        from jobs.scheduling.firing import validate_and_plan
+        from jobs.worker.runner import install_worker_signal_handlers
 
         # Register every @task before the first enqueue() or worker looks one up.
         autodiscover_modules("tasks")
         for module in conf.get().task_modules:
             import_module(module)
+        # A schedule that could never enqueue a job must not be saved, from any path.
+        pre_save.connect(validate_and_plan, sender=Schedule, dispatch_uid="jobs-schedule-save")
         # Each django-q2 worker learns the drain/interrupt signals at spawn.
-        post_spawn.connect(runner.install_worker_signal_handlers, dispatch_uid="jobs-signals")
+        post_spawn.connect(install_worker_signal_handlers, dispatch_uid="jobs-signals")

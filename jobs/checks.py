@@ -1,7 +1,8 @@
-"""Start-up checks: refuse settings under which a job could be delivered twice.
+"""Start-up checks: refuse settings under which a job could be delivered twice,
+or that would break every enqueue later.
 
 Django runs them before `qcluster` starts (and in `manage.py check`); an Error
-stops the cluster with a message saying which setting to change.
+stops the cluster with a message naming the setting and its variable.
 """
 
 from __future__ import annotations
@@ -10,24 +11,66 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, register
+from django.core.exceptions import ImproperlyConfigured
 
-BROKER = "jobs.broker.JobTableBroker"
-TIMEOUT_GRACE_SECONDS = 10
+from jobs import conf
+from jobs.conf import BROKER, DEFAULTS, ENV_PREFIX, TIMEOUT_GRACE_SECONDS
+from jobs.core.registry import registered_tasks
+
+
+def _name(key: str) -> str:
+    return f"JOBS[{key!r}] (env {ENV_PREFIX}{key})"
+
+
+@register("jobs")
+def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Values no job could work with: refused here, not at the first enqueue."""
+    try:
+        js = conf.get()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="jobs.E010")]
+    errors: list[Error] = []
+    if unknown := conf.unknown_keys():
+        errors.append(Error(
+            f"JOBS has unknown key(s) {unknown}: they would be ignored.",
+            hint=f"Known settings: {sorted(DEFAULTS)}.", id="jobs.E011",
+        ))
+    for key, value in (("DEFAULT_TIMEOUT", js.default_timeout),
+                       ("DEFAULT_MAX_ATTEMPTS", js.default_max_attempts)):
+        if value <= 0:
+            errors.append(Error(
+                f"{_name(key)} is {value}: it must be at least 1, or every job would "
+                f"{'time out at once (or never)' if key == 'DEFAULT_TIMEOUT' else 'be refused'}.",
+                hint=f"Set {ENV_PREFIX}{key} to a positive whole number "
+                     f"(default {DEFAULTS[key]}).",
+                id="jobs.E006",
+            ))
+    for key, names in (("DEFAULT_QUEUE", [js.default_queue]), ("QUEUES", list(js.queues))):
+        bad = [n for n in names if not n.strip() or len(n) > 64]
+        if bad:
+            errors.append(Error(
+                f"{_name(key)} holds {bad!r}: a queue name is 1 to 64 characters, "
+                "or enqueue() refuses every job.",
+                hint=f"Set {ENV_PREFIX}{key} (default {DEFAULTS[key]!r}).", id="jobs.E007",
+            ))
+    return errors
 
 
 @register("jobs")
 def check_cluster_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    from jobs import conf
-    from jobs.api import registered_tasks
-
+    try:
+        js = conf.get()
+    except ImproperlyConfigured:
+        return []  # reported by check_jobs_settings
     q = getattr(settings, "Q_CLUSTER", {})
-    js = conf.get()
     errors: list[Error] = []
     if q.get("broker_class") != BROKER:
         errors.append(Error(
             f"Q_CLUSTER['broker_class'] is {q.get('broker_class')!r}: another broker would "
             "run django-q2's own queue, not the Job table, and jobs would never run.",
-            hint=f"Set Q_CLUSTER['broker_class'] = {BROKER!r}.", id="jobs.E001",
+            hint=f"Use Q_CLUSTER = jobs.conf.q_cluster(), or set "
+                 f"Q_CLUSTER['broker_class'] = {BROKER!r}.",
+            id="jobs.E001",
         ))
     longest = max(
         [js.default_timeout] + [t.timeout for t in registered_tasks().values() if t.timeout]

@@ -1,23 +1,57 @@
-"""Typed access to the JOBS settings dict, so defaults live in one place."""
+"""The one `JOBS` setting: every default written here once, read lazily, typed.
 
-from dataclasses import dataclass
+A project sets only what it changes (`JOBS = {"DEFAULT_TIMEOUT": 120}`), or
+maps its environment with `from_env()`; `q_cluster()` builds the django-q2
+`Q_CLUSTER` dict this package needs. Values are checked at start-up
+(`jobs.checks`), so a zero timeout or an empty queue name stops `manage.py
+check` and `qcluster` with the variable named, instead of breaking every
+enqueue later.
+"""
 
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import environ
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
-_DEFAULTS = {
+ENV_PREFIX = "JOBS_"
+BROKER = "jobs.worker.broker.JobTableBroker"
+# django-q2's hard timeout is the task's own plus this, so ours always fires first.
+TIMEOUT_GRACE_SECONDS = 10
+
+DEFAULTS: dict[str, Any] = {
     "DEFAULT_QUEUE": "default",
+    # Queues a cluster serves unless `qcluster --queues` says otherwise; empty
+    # means [DEFAULT_QUEUE].
+    "QUEUES": [],
     "DEFAULT_MAX_ATTEMPTS": 3,
     "BACKOFF_BASE": 2.0,
     "BACKOFF_FACTOR": 2.0,
     "BACKOFF_CAP": 3600.0,
+    # How long a cluster's reservation keeps other clusters off a queued job
+    # before one of its workers claims it.
     "RESERVATION_SECONDS": 30.0,
+    # A running job's lease; the worker renews it, the reaper acts once it lapses.
     "LEASE_SECONDS": 30.0,
+    # Seconds an attempt may run unless its task says otherwise.
     "DEFAULT_TIMEOUT": 600,
+    # On SIGTERM, running jobs get this long to finish before they are released.
     "SHUTDOWN_GRACE_SECONDS": 25.0,
+    # How often each cluster looks for running jobs whose lease lapsed.
     "REAPER_INTERVAL_SECONDS": 5.0,
+    # Extra modules imported at start-up so their @task functions register
+    # (every installed app's `tasks` module is imported anyway).
     "TASK_MODULES": [],
+    # How often each cluster's maintenance thread looks for due work.
     "MAINTENANCE_TICK_SECONDS": 0.5,
+    # The jobs.purge_finished schedule deletes finished jobs older than this.
     "RETENTION_DAYS": 30,
+    # The jobs.dead_letter_alert schedule mails ADMINS (once a day) about
+    # unresolved dead letters older than this.
     "DEAD_LETTER_ALERT_HOURS": 24.0,
 }
 
@@ -25,6 +59,7 @@ _DEFAULTS = {
 @dataclass(frozen=True)
 class JobsSettings:
     default_queue: str
+    queues: tuple[str, ...]
     default_max_attempts: int
     backoff_base: float
     backoff_factor: float
@@ -39,22 +74,117 @@ class JobsSettings:
     retention_days: int
     dead_letter_alert_hours: float
 
+    def served_queues(self) -> tuple[str, ...]:
+        return self.queues or (self.default_queue,)
+
+
+_cached: JobsSettings | None = None
+
 
 def get() -> JobsSettings:
-    raw = {**_DEFAULTS, **getattr(settings, "JOBS", {})}
-    return JobsSettings(
-        default_queue=raw["DEFAULT_QUEUE"],
-        default_max_attempts=int(raw["DEFAULT_MAX_ATTEMPTS"]),
-        backoff_base=float(raw["BACKOFF_BASE"]),
-        backoff_factor=float(raw["BACKOFF_FACTOR"]),
-        backoff_cap=float(raw["BACKOFF_CAP"]),
-        reservation_seconds=float(raw["RESERVATION_SECONDS"]),
-        lease_seconds=float(raw["LEASE_SECONDS"]),
-        default_timeout=int(raw["DEFAULT_TIMEOUT"]),
-        shutdown_grace_seconds=float(raw["SHUTDOWN_GRACE_SECONDS"]),
-        reaper_interval_seconds=float(raw["REAPER_INTERVAL_SECONDS"]),
-        task_modules=tuple(raw["TASK_MODULES"]),
-        maintenance_tick_seconds=float(raw["MAINTENANCE_TICK_SECONDS"]),
-        retention_days=int(raw["RETENTION_DAYS"]),
-        dead_letter_alert_hours=float(raw["DEAD_LETTER_ALERT_HOURS"]),
-    )
+    """The JOBS setting merged over the defaults; read once, re-read after override_settings."""
+    global _cached
+    if _cached is None:
+        _cached = _build(getattr(settings, "JOBS", {}))
+    return _cached
+
+
+def unknown_keys() -> list[str]:
+    """Keys of JOBS that are no setting: a typo would otherwise be ignored in silence."""
+    return sorted(set(getattr(settings, "JOBS", {})) - set(DEFAULTS))
+
+
+def _build(given: dict[str, Any]) -> JobsSettings:
+    raw = {**DEFAULTS, **given}
+    values: dict[str, Any] = {}
+    for f in fields(JobsSettings):
+        key = f.name.upper()
+        default, value = DEFAULTS[key], raw[key]
+        try:
+            values[f.name] = _typed(default, value)
+        except (TypeError, ValueError):
+            raise ImproperlyConfigured(
+                f"JOBS[{key!r}] (env {ENV_PREFIX}{key}) must be a "
+                f"{type(default).__name__}, got {value!r}"
+            ) from None
+    return JobsSettings(**values)
+
+
+def _typed(default: Any, value: Any) -> Any:
+    if isinstance(default, list):
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise TypeError(value)
+        return tuple(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(value)
+    if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)  # never round a setting silently
+    return type(default)(value)
+
+
+def _reset(*, setting: str, **_: Any) -> None:
+    global _cached
+    if setting == "JOBS":
+        _cached = None
+
+
+setting_changed.connect(_reset, dispatch_uid="jobs-conf-reset")
+
+
+def from_env(env: environ.Env | None = None) -> dict[str, Any]:
+    """The JOBS settings set in the environment (JOBS_<NAME>), parsed by their default's type.
+
+    Only variables that are present are returned, so the defaults above stay
+    the only defaults: `JOBS = jobs.conf.from_env()` in settings.py.
+    """
+    env = env or environ.Env()
+    parse = {str: env.str, int: env.int, float: env.float, list: env.list}
+    return {
+        key: parse[type(default)](ENV_PREFIX + key)
+        for key, default in DEFAULTS.items()
+        if ENV_PREFIX + key in env.ENVIRON
+    }
+
+
+Q_CLUSTER_DEFAULTS: dict[str, Any] = {
+    "name": "default",
+    "workers": 2,
+    "broker_class": BROKER,
+    "orm": "default",
+    "bulk": 4,
+    "poll": 0.05,
+    "save_limit": -1,
+    # django-q2's own re-delivery and timeout are not used: the Job row's status
+    # and lease decide what runs (see docs/architecture.md). They only must not
+    # fire before ours: retry > timeout > the longest task timeout + grace.
+    "retry": 3600,
+    "timeout": 3000,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "scheduler": False,
+    "label": "Cluster",
+}
+# Environment variables q_cluster_from_env() reads, and the key each sets.
+Q_ENV = {"Q_CLUSTER_NAME": "name", "Q_WORKERS": "workers", "Q_BULK": "bulk",
+         "Q_POLL": "poll", "Q_RETRY": "retry", "Q_TIMEOUT": "timeout"}
+
+
+def q_cluster(**overrides: Any) -> dict[str, Any]:
+    """The django-q2 `Q_CLUSTER` dict for a cluster that runs jobs from the Job table.
+
+    `Q_CLUSTER = jobs.conf.q_cluster(workers=4)`; start-up checks refuse
+    values that could deliver a job twice.
+    """
+    return {**Q_CLUSTER_DEFAULTS, **overrides}
+
+
+def q_cluster_from_env(env: environ.Env | None = None, **overrides: Any) -> dict[str, Any]:
+    """`q_cluster()` with Q_WORKERS, Q_BULK, Q_POLL, Q_RETRY, Q_TIMEOUT, Q_CLUSTER_NAME applied."""
+    env = env or environ.Env()
+    given = {}
+    for var, key in Q_ENV.items():
+        if var in env.ENVIRON:
+            cast = type(Q_CLUSTER_DEFAULTS[key])
+            given[key] = {str: env.str, int: env.int, float: env.float}[cast](var)
+    return q_cluster(**given, **overrides)

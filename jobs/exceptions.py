@@ -30,3 +30,24 @@ class PermanentError(Exception):
 
     For failures a retry cannot fix: a malformed payload, a missing record.
     """
+
+
+class LostOwnership(IllegalTransition):
+    """The attempt no longer owns its job (reaped, cancelled or finished elsewhere):
+    whatever it wanted to write about the job or its steps is refused."""
+
+
+class StepError(JobsError):
+    """A step was declared or called in a way that cannot be checkpointed."""
+
+
+class DuplicateStepError(StepError, PermanentError):
+    """A step name was used twice in one job: a bug no retry can fix."""
+
+
+class NotInTransaction(JobsError, RuntimeError):
+    """`once()` outside a transaction could record a key whose effect never commits."""
+
+
+class InvalidOperationKey(JobsError, ValueError):
+    """An operation key is empty or longer than the column holds."""

@@ -5,18 +5,18 @@ Autodiscovered like every app's `tasks` module, so clusters always know them.
 
 from __future__ import annotations
 
-from jobs import schedules
-from jobs.api import task
+from jobs.core.registry import task
+from jobs.scheduling import builtins
 
 
-# Not atomic: each purge batch commits on its own (see schedules.purge_finished).
+# Not atomic: each purge batch commits on its own (see builtins.purge_finished).
 @task(name="jobs.purge_finished", atomic=False, timeout=1800, max_attempts=3)
 def purge_finished(days: int | None = None) -> int:
     """Delete finished jobs older than JOBS['RETENTION_DAYS'] (or `days`)."""
-    return schedules.purge_finished(days)
+    return builtins.purge_finished(days)
 
 
 @task(name="jobs.dead_letter_alert", max_attempts=3)
 def dead_letter_alert(hours: float | None = None) -> int:
     """Mail the admins, once a day, about old unresolved dead letters."""
-    return schedules.alert_dead_letters(hours)
+    return builtins.alert_dead_letters(hours)

@@ -35,7 +35,7 @@ class ClusterProcess:
         full_env = {
             **os.environ,
             "DATABASE_URL": database_url(),
-            "JOBS_TASK_MODULES": "tests.tasks",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "Q_WORKERS": str(workers),
             "Q_CLUSTER_NAME": name,
             "Q_LOG_LEVEL": "INFO",

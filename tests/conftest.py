@@ -3,7 +3,6 @@ import os
 import pytest
 from django.db import connection
 
-import tests.tasks  # noqa: F401 - registers the test tasks in this process
 from tests.cluster import ClusterProcess
 
 

@@ -9,9 +9,9 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs import serialization
-from jobs.admin import STATUS_COLOURS
+from jobs.core import serialization
 from jobs.models import AttemptStatus, JobStatus, StepStatus
+from jobs.ops.presentation import STATUS_COLOURS
 
 register = template.Library()
 

@@ -12,9 +12,9 @@ from typing import Any
 from django import template
 from django.urls import reverse
 
-from jobs import stats
-from jobs.admin import short_duration, status_dot
+from jobs.admin.base import short_duration, status_dot
 from jobs.models import JobStatus
+from jobs.ops import stats
 
 register = template.Library()
 

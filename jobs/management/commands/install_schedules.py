@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.schedules import BUILTINS, install_builtins
+from jobs.scheduling.builtins import BUILTINS, install_builtins
 
 
 class Command(BaseCommand):

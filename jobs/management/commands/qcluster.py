@@ -25,7 +25,7 @@ from django.core.management.base import BaseCommand
 from django_q.cluster import Cluster
 
 from jobs import conf
-from jobs.runner import DRAIN_SIGNAL, INTERRUPT_SIGNAL
+from jobs.worker.runner import DRAIN_SIGNAL, INTERRUPT_SIGNAL
 
 logger = logging.getLogger("jobs.cluster")
 KILL_AFTER_INTERRUPT_SECONDS = 10

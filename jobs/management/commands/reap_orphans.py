@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from jobs.reaper import sweep
+from jobs.worker.reaper import sweep
 
 
 class Command(BaseCommand):

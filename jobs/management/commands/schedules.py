@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import schedules
 from jobs.exceptions import JobsError
 from jobs.models import Schedule
+from jobs.scheduling import cron, firing
 
 
 class Command(BaseCommand):
@@ -38,13 +38,13 @@ class Command(BaseCommand):
             state = "enabled" if s.enabled else "DISABLED"
             self.stdout.write(f"{s.name}  [{state}]  {s.task_name}  {s.cron} ({s.time_zone})")
             if s.enabled and s.next_run_at:
-                following = schedules.upcoming(s.cron, s.time_zone, max(count - 1, 0),
+                following = cron.upcoming(s.cron, s.time_zone, max(count - 1, 0),
                                                after=s.next_run_at)
                 for when in [s.next_run_at, *following][:count]:
-                    self.stdout.write(f"    next: {schedules.format_run(when, s.time_zone)}")
+                    self.stdout.write(f"    next: {cron.format_run(when, s.time_zone)}")
             if s.last_run_at:
                 job = s.last_job
-                self.stdout.write(f"    last: {schedules.format_run(s.last_run_at, s.time_zone)}"
+                self.stdout.write(f"    last: {cron.format_run(s.last_run_at, s.time_zone)}"
                                   + (f"  job {job.pk} [{job.status}]" if job else ""))
             if s.last_error:
                 self.stdout.write(self.style.ERROR(f"    error: {s.last_error}"))
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         if schedule is None:
             raise CommandError(f"No schedule named {name!r}; see `manage.py schedules list`.")
         try:
-            job = schedules.run_now(schedule)
+            job = firing.run_now(schedule)
         except JobsError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Enqueued job {job.pk} for schedule {name}."))

@@ -1,0 +1,63 @@
+"""The Attempt admin: every try, read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from jobs.admin.base import (
+    IndexedSearchMixin,
+    LargeTableAdmin,
+    admin_link,
+    short_duration,
+    truncated,
+)
+from jobs.models import Attempt
+
+# --- Attempt -------------------------------------------------------------------------------
+
+
+@admin.register(Attempt)
+class AttemptAdmin(IndexedSearchMixin, LargeTableAdmin):
+    """Read-only: an attempt is a record of what happened."""
+
+    list_display = ("job_link", "number", "status", "started_at", "duration_display",
+                    "worker", "error_short")
+    list_filter = ("status",)
+    list_select_related = ("job",)
+    # Newest first by the primary key: Meta.ordering ("job", ...) would join
+    # and sort by the job's own ordering.
+    ordering = ("-id",)
+    sortable_by = ()
+    search_fields = ("job__id",)
+    search_help_text = "A job id (or its first 8+ characters)."
+    id_field = "job_id"
+    fields = ("job_link", "number", "status", "step", "started_at", "finished_at",
+              "duration_display", "retry_at", "worker", "error_class", "error_message",
+              "traceback_pre")
+    readonly_fields = fields
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="job")
+    def job_link(self, obj: Attempt) -> SafeString:
+        return admin_link(obj.job, f"{obj.job.task_name} {str(obj.job_id)[:8]}")
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: Attempt) -> str:
+        return short_duration(obj.duration)
+
+    @admin.display(description="error")
+    def error_short(self, obj: Attempt) -> str:
+        if not obj.error_class:
+            return ""
+        return truncated(f"{obj.error_class}: {obj.error_message}")
+
+    @admin.display(description="traceback")
+    def traceback_pre(self, obj: Attempt) -> SafeString:
+        return format_html("<pre>{}</pre>", obj.traceback) if obj.traceback else "-"
+
+

@@ -1,0 +1,447 @@
+"""What every job-table admin shares: index-only search and filters, counts that
+never read a million rows, and bulk actions through `jobs.ops.operations`.
+
+Read-only where editing would make it lie: no form writes a status. Every bulk
+action goes through `jobs.ops.operations.perform`, which checks the permission,
+runs the `jobs.core.transitions` change and reports what it did and what it
+refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from itertools import islice
+from math import ceil
+from typing import Any
+from uuid import UUID
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from jobs.core import serialization
+from jobs.core.transitions import BulkResult
+from jobs.models import Job, JobStatus, Step
+from jobs.ops import operations
+from jobs.ops.presentation import STATUS_COLOURS
+
+# --- Display helpers -------------------------------------------------------------------
+
+ERROR_PREVIEW_CHARS = 80
+
+
+def status_dot(status: str) -> str:
+    """A coloured dot plus the label: colour for a glance, text for everyone else."""
+    label = JobStatus(status).label
+    return format_html(
+        '<span style="white-space:nowrap"><span style="color:{}" aria-hidden="true">&#9679;'
+        "</span> {}</span>",
+        STATUS_COLOURS.get(status, "#000"),
+        label,
+    )
+
+
+def short_duration(delta: timedelta | None) -> str:
+    """'0.42 s', '12 s', '5 min', '3 h 12 min', '4 d 3 h': enough precision to triage."""
+    if delta is None:
+        return "-"
+    seconds = max(delta.total_seconds(), 0.0)
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def truncated(text: str, limit: int = ERROR_PREVIEW_CHARS) -> str:
+    text = " ".join(text.split())  # a traceback-ish message on one line
+    return text[:limit] + "…" if len(text) > limit else text
+
+
+def pretty_json(value: Any) -> SafeString:
+    """Indented JSON in a <pre>, escaped: arguments and results are user data."""
+    return format_html('<pre class="jobs-json">{}</pre>', serialization.pretty_json(value))
+
+
+def error_details(error_class: str, message: str, traceback: str) -> SafeString:
+    """The error on one line, its traceback folded away until asked for."""
+    if not (error_class or message or traceback):
+        return format_html("{}", "-")
+    summary = f"{error_class}: {message}" if message else error_class
+    if not traceback:
+        return format_html("<code>{}</code>", summary)
+    return format_html(
+        "<details><summary><code>{}</code></summary><pre>{}</pre></details>",
+        summary, traceback,
+    )
+
+
+def step_progress(step: Step) -> str:
+    if step.progress_total is None:
+        return "-"
+    return f"{step.progress_current or 0} / {step.progress_total} {step.progress_message}".strip()
+
+
+def admin_link(obj: Model, text: str | None = None) -> SafeString:
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text if text is not None else str(obj))
+
+
+# --- Search: index lookups only ----------------------------------------------------------
+
+HEX = frozenset("0123456789abcdef")
+
+
+def id_lookup(term: str, field: str = "pk") -> Q | None:
+    """Q for job ids in `term`: whole UUIDs (one or several), or a prefix of one.
+
+    A prefix of 8+ hex digits (what the list shows) becomes a range on the
+    primary key index, which works for PostgreSQL's uuid and SQLite's hex text
+    alike; `icontains` on a UUID column would read every row.
+    """
+    tokens = term.replace(",", " ").split()
+    if not tokens:
+        return None
+    try:
+        return Q(**{f"{field}__in": [UUID(t) for t in tokens]})
+    except ValueError:
+        pass
+    digits = term.replace("-", "").lower()
+    if len(tokens) == 1 and 8 <= len(digits) < 32 and set(digits) <= HEX:
+        low, high = UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
+        return Q(**{f"{field}__gte": low, f"{field}__lte": high})
+    return None
+
+
+class IndexedSearchMixin:
+    """Search that never falls back to `icontains` over a million rows.
+
+    `exact_fields` are each matched exactly (each has an index); a UUID term
+    (or a prefix of one) matches `id_field`.
+    """
+
+    id_field = "pk"
+    exact_fields: tuple[str, ...] = ()
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        clauses = [Q(**{field: term}) for field in self.exact_fields]
+        by_id = id_lookup(term, self.id_field)
+        if by_id is not None:
+            clauses.append(by_id)
+        if not clauses:
+            return queryset.none(), False
+        where = clauses[0]
+        for clause in clauses[1:]:
+            where |= clause
+        return queryset.filter(where), False
+
+
+# --- Filters: each one answered from an index --------------------------------------------
+
+
+def distinct_values(model: type[Model], field_name: str, limit: int = 200) -> list[str]:
+    """The distinct values of an indexed column, by a loose index scan.
+
+    `SELECT DISTINCT queue FROM jobs_job` reads every row; this recursive query
+    jumps from one value to the next through the index (one probe per value),
+    so it costs milliseconds on a million rows. Works on PostgreSQL and SQLite.
+    """
+    connection = connections[model.objects.db]
+    qn = connection.ops.quote_name
+    table, column = qn(model._meta.db_table), qn(model._meta.get_field(field_name).column)
+    sql = (
+        f"WITH RECURSIVE t(v) AS ("
+        f" SELECT MIN({column}) FROM {table}"
+        f" UNION ALL"
+        f" SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > t.v)"
+        f" FROM t WHERE t.v IS NOT NULL"
+        f") SELECT v FROM t WHERE v IS NOT NULL LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+class JobColumnFilter(admin.SimpleListFilter):
+    """Filter on an indexed Job column; choices come from `distinct_values`, not DISTINCT."""
+
+    column = ""  # the Job field whose values are offered
+    lookup = ""  # the ORM path filtered on (may go through a relation)
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [(v, v) for v in distinct_values(Job, self.column)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(**{self.lookup: value}) if value else queryset
+
+
+class QueueFilter(JobColumnFilter):
+    title = "queue"
+    parameter_name = "queue"
+    column = lookup = "queue"
+
+
+class TaskFilter(JobColumnFilter):
+    title = "task"
+    parameter_name = "task"
+    column = lookup = "task_name"
+
+
+class DeadLetterTaskFilter(TaskFilter):
+    lookup = "job__task_name"
+
+
+class RecentFilter(admin.SimpleListFilter):
+    """A time window on an indexed timestamp (date_hierarchy's date queries scan the table)."""
+
+    field = ""
+    ranges: dict[str, tuple[str, timedelta]] = {
+        "1h": ("Last hour", timedelta(hours=1)),
+        "24h": ("Last 24 hours", timedelta(hours=24)),
+        "7d": ("Last 7 days", timedelta(days=7)),
+    }
+    older: tuple[str, str, timedelta] | None = None  # (key, label, age) for "older than"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        choices = [(key, label) for key, (label, _) in self.ranges.items()]
+        if self.older:
+            choices.append(self.older[:2])
+        return choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value, now = self.value(), timezone.now()
+        if value in self.ranges:
+            return queryset.filter(**{f"{self.field}__gte": now - self.ranges[value][1]})
+        if self.older and value == self.older[0]:
+            return queryset.filter(**{f"{self.field}__lt": now - self.older[2]})
+        return queryset
+
+
+class CreatedFilter(RecentFilter):
+    title = "created"
+    parameter_name = "created"
+    field = "created_at"
+
+
+class FailedAtFilter(RecentFilter):
+    title = "failed"
+    parameter_name = "failed"
+    field = "failed_at"
+    older = ("older", "More than 7 days ago", timedelta(days=7))
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    title = "resolved"
+    parameter_name = "resolved"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("no", "Unresolved"), ("yes", "Resolved")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("no", "yes"):
+            return queryset.filter(resolved_at__isnull=self.value() == "no")
+        return queryset
+
+
+# --- Counting without COUNT(*) over a million rows ----------------------------------------
+
+
+class EstimatedCountPaginator(Paginator):
+    """A paginator whose count never reads the whole table.
+
+    Unfiltered on PostgreSQL: the planner's row estimate (`pg_class.reltuples`,
+    kept fresh by autovacuum/ANALYZE). Filtered, or on other databases: an
+    exact count capped at CAP + 1 (`COUNT(*)` over a `LIMIT` subquery). The
+    templates say "about N" / "more than CAP" so the number never pretends.
+
+    Pages reach the first CAP rows only: page 20,000 of a million is an
+    `OFFSET 999950` that reads the whole index (seconds). Older rows are one
+    filter (or the reversed age sort) away.
+    """
+
+    CAP = 10_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_estimate = False
+        self.is_capped = False
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        connection = connections[qs.db]
+        if not qs.query.where and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                    [connection.ops.quote_name(qs.model._meta.db_table)],
+                )
+                row = cursor.fetchone()
+            estimate = row[0] if row else -1  # -1: never analysed
+            if estimate > self.CAP:
+                self.is_estimate = True
+                return int(estimate)
+        counted = qs.order_by()[: self.CAP + 1].count()
+        self.is_capped = counted > self.CAP
+        return counted
+
+    @cached_property
+    def num_pages(self) -> int:
+        return min(super().num_pages, max(1, ceil(self.CAP / self.per_page)))
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    """Defaults for the tables that grow to millions of rows."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False  # no second, unfiltered COUNT(*)
+    show_facets = admin.ShowFacets.NEVER  # facet counts are a COUNT per choice
+    list_per_page = 50
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # History is the truth; old jobs leave through jobs.schedules.purge_finished.
+        return False
+
+
+# --- Bulk actions through jobs.operations -------------------------------------------------
+
+ACTION_CHUNK = 2000
+
+
+def stream_ids(queryset: QuerySet, field: str = "pk") -> Iterator[Any]:
+    """The selected ids, without loading a million rows (or model instances).
+
+    PostgreSQL streams them from a server-side cursor, a snapshot that the
+    action's own updates cannot disturb. SQLite gives no such isolation within
+    one connection, so there the ids (only ever a small table) are read first.
+    """
+    ids = queryset.order_by().values_list(field, flat=True)
+    if connections[queryset.db].vendor == "postgresql":
+        return ids.iterator(chunk_size=ACTION_CHUNK)
+    return iter(list(ids))
+
+
+def perform_in_chunks(
+    name: str, user: Any, ids: Iterable[Any], **options: Any
+) -> operations.Report:
+    """`operations.perform` on ACTION_CHUNK ids at a time, merged into one report.
+
+    For a "select all" of a million jobs: no row is loaded, each call's IN-list
+    stays small, and jobs.transitions splits each chunk again into transactions
+    of 500 rows. Only the ids themselves are kept, for the report's counts.
+    """
+    action = operations.ACTIONS[name]
+    total = BulkResult()
+    ids = iter(ids)
+    chunk = list(islice(ids, ACTION_CHUNK))
+    while True:
+        # Called at least once, so an empty selection is still permission-checked.
+        report = operations.perform(name, user, chunk, **options)
+        total.done += report.result.done
+        total.skipped += report.result.skipped
+        total.requested += report.result.requested
+        chunk = list(islice(ids, ACTION_CHUNK))
+        if not chunk:
+            break
+    return operations.Report(action, total)
+
+
+class OperationsActionsMixin:
+    """Admin actions gated by `jobs.operations.ACTIONS[...].allowed`.
+
+    `@admin.action(permissions=[name])` hides an action from users without its
+    permission through `has_<name>_permission`; a forged POST of a hidden action
+    is refused with a 403 in `changelist_view` (Django would only re-render the
+    list with "No action selected").
+    """
+
+    # admin action function name -> jobs.operations action name
+    gated_actions: dict[str, str] = {}
+
+    def has_requeue_permission(self, request: HttpRequest) -> bool:
+        return operations.ACTIONS["requeue"].allowed(request.user)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return operations.ACTIONS["cancel"].allowed(request.user)
+
+    def has_resume_permission(self, request: HttpRequest) -> bool:
+        return operations.ACTIONS["resume"].allowed(request.user)
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return operations.ACTIONS["resolve"].allowed(request.user)
+
+    def changelist_view(self, request: HttpRequest,
+                        extra_context: dict | None = None) -> HttpResponse:
+        if request.method == "POST":
+            for posted in request.POST.getlist("action"):
+                name = self.gated_actions.get(posted)
+                if name and not operations.ACTIONS[name].allowed(request.user):
+                    raise PermissionDenied(f"{request.user} may not {name} jobs")
+        return super().changelist_view(request, extra_context)
+
+    def report(self, request: HttpRequest, report: operations.Report) -> None:
+        r = report.result
+        level = messages.SUCCESS if (r.done or r.requested) else messages.WARNING
+        self.message_user(request, report.message, level)
+
+    def run_operation(self, request: HttpRequest, name: str, ids: Iterable[Any],
+                      **options: Any) -> operations.Report:
+        report = perform_in_chunks(name, request.user, ids, **options)
+        self.report(request, report)
+        return report
+
+    def resolve_note_page(self, request: HttpRequest, jobs: QuerySet) -> TemplateResponse | None:
+        """The intermediate page asking for a note (`jobs`: those with letters to
+        resolve); None once the operator confirmed it."""
+        if request.POST.get("confirm") == "yes":
+            return None
+        count = jobs.order_by()[: EstimatedCountPaginator.CAP + 1].count()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Resolve dead letters",
+            "opts": self.opts,
+            "action": request.POST.get("action", ""),
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "count": count,
+            "capped": count > EstimatedCountPaginator.CAP,
+            "sample": list(jobs.order_by()[:20]),
+            "default_note": f"resolved from the admin by {request.user}",
+            "form_url": request.get_full_path(),
+        }
+        return TemplateResponse(request, "admin/jobs/resolve_confirmation.html", context)
+
+    @staticmethod
+    def resolve_note(request: HttpRequest) -> str:
+        note = request.POST.get("note", "").strip()
+        return note or f"resolved from the admin by {request.user}"
+
+

@@ -1,0 +1,92 @@
+"""The DeadLetter admin: triage failures, resolve with a note, requeue."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import F, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from jobs.admin.base import (
+    DeadLetterTaskFilter,
+    FailedAtFilter,
+    IndexedSearchMixin,
+    LargeTableAdmin,
+    OperationsActionsMixin,
+    ResolvedFilter,
+    admin_link,
+    perform_in_chunks,
+    stream_ids,
+    truncated,
+)
+from jobs.models import DeadLetter, Job
+
+# --- DeadLetter ----------------------------------------------------------------------------
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmin):
+    list_display = ("job_link", "task", "final_error", "attempts", "failed_at",
+                    "resolved_display", "resolved_by")
+    list_filter = (ResolvedFilter, DeadLetterTaskFilter, FailedAtFilter)
+    list_select_related = ("job", "resolved_by")
+    # Unresolved first (newest failure first), then the most recently resolved.
+    ordering = (F("resolved_at").desc(nulls_first=True), "-failed_at")
+    sortable_by = ()
+    search_fields = ("job__id",)
+    search_help_text = "A job id (or its first 8+ characters)."
+    id_field = "job_id"
+    fields = ("job_link", "task", "error_class", "error_message", "traceback_pre", "attempts",
+              "failed_at", "resolved_at", "resolved_by", "note")
+    readonly_fields = tuple(f for f in fields if f != "note")
+    actions = ["resolve_selected", "requeue_selected"]
+    gated_actions = {"resolve_selected": "resolve", "requeue_selected": "requeue"}
+
+    @admin.display(description="job")
+    def job_link(self, obj: DeadLetter) -> SafeString:
+        return admin_link(obj.job, str(obj.job_id)[:8])
+
+    @admin.display(description="task")
+    def task(self, obj: DeadLetter) -> str:
+        return obj.job.task_name
+
+    @admin.display(description="final error")
+    def final_error(self, obj: DeadLetter) -> str:
+        return truncated(f"{obj.error_class}: {obj.error_message}" if obj.error_message
+                         else obj.error_class)
+
+    @admin.display(description="resolved")
+    def resolved_display(self, obj: DeadLetter) -> str:
+        return obj.resolved_at.strftime("%Y-%m-%d %H:%M") if obj.resolved_at else "no"
+
+    @admin.display(description="traceback")
+    def traceback_pre(self, obj: DeadLetter) -> SafeString:
+        return format_html("<pre>{}</pre>", obj.traceback) if obj.traceback else "-"
+
+    @admin.action(permissions=["resolve"], description="Resolve selected dead letters…")
+    def resolve_selected(self, request: HttpRequest,
+                         queryset: QuerySet[DeadLetter]) -> TemplateResponse | None:
+        open_letters = queryset.filter(resolved_at__isnull=True)
+        jobs = Job.objects.filter(pk__in=open_letters.values("job_id"))
+        page = self.resolve_note_page(request, jobs)
+        if page is not None:
+            return page
+        # A job has at most one open letter, so resolving "the open letter of
+        # each job" resolves exactly the selected open letters; letters already
+        # resolved are reported as skipped.
+        already = list(queryset.filter(resolved_at__isnull=False)
+                       .values_list("job_id", flat=True))
+        report = perform_in_chunks("resolve", request.user,
+                                   stream_ids(open_letters, "job_id"),
+                                   note=self.resolve_note(request))
+        report.result.skipped.extend(already)
+        self.report(request, report)
+        return None
+
+    @admin.action(permissions=["requeue"], description="Requeue the jobs of the selected")
+    def requeue_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        self.run_operation(request, "requeue", stream_ids(queryset.distinct(), "job_id"))
+
+

@@ -1,0 +1,217 @@
+"""The Job admin: browse, filter and fix jobs; their steps and attempts inline."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from jobs.admin.base import (
+    CreatedFilter,
+    IndexedSearchMixin,
+    LargeTableAdmin,
+    OperationsActionsMixin,
+    QueueFilter,
+    TaskFilter,
+    admin_link,
+    error_details,
+    pretty_json,
+    short_duration,
+    status_dot,
+    step_progress,
+    stream_ids,
+    truncated,
+)
+from jobs.models import Attempt, Job, JobStatus, Step
+from jobs.ops import operations
+
+# --- Job -----------------------------------------------------------------------------------
+
+
+class AttemptInline(admin.TabularInline):
+    """Every try, newest first, each with its error and (folded) traceback."""
+
+    model = Attempt
+    extra = 0
+    can_delete = False
+    ordering = ("-number",)
+    fields = ("number", "status", "started_at", "duration_display", "worker", "step",
+              "error")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("step")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: Attempt) -> str:
+        return short_duration(obj.duration)
+
+    @admin.display(description="error")
+    def error(self, obj: Attempt) -> SafeString:
+        return error_details(obj.error_class, obj.error_message, obj.traceback)
+
+
+class StepInline(admin.TabularInline):
+    """The job's checkpoints; each links to its Step page, where limits are edited."""
+
+    model = Step
+    extra = 0
+    can_delete = False
+    ordering = ("position", "id")
+    fields = ("position", "step_link", "status", "attempts_display", "limits_display",
+              "progress", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="step")
+    def step_link(self, obj: Step) -> SafeString:
+        return admin_link(obj, obj.name)
+
+    @admin.display(description="attempts")
+    def attempts_display(self, obj: Step) -> str:
+        return f"{obj.attempts} / {obj.max_attempts or '-'}"
+
+    @admin.display(description="limits")
+    def limits_display(self, obj: Step) -> SafeString:
+        return pretty_json(obj.limits) if obj.limits else format_html("{}", "-")
+
+    @admin.display(description="progress")
+    def progress(self, obj: Step) -> str:
+        return step_progress(obj)
+
+    @admin.display(description="error")
+    def error(self, obj: Step) -> SafeString:
+        return error_details(obj.error_class, obj.error_message, obj.traceback)
+
+
+@admin.register(Job)
+class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmin):
+    list_display = ("short_id", "status_display", "task_name_display", "queue_display",
+                    "attempts_display", "age", "duration", "last_error_short")
+    # Only columns with an index are sortable: sorting a million rows by
+    # anything else is a full sort on every page view.
+    sortable_by = ("age",)
+    ordering = ("-created_at",)
+    list_filter = ("status", QueueFilter, TaskFilter, CreatedFilter)
+    search_fields = ("id", "idempotency_key", "task_name")  # shown; matched exactly below
+    search_help_text = ("A job id (or its first 8+ characters), an idempotency key or a task "
+                        "name — matched exactly.")
+    exact_fields = ("idempotency_key", "task_name")
+    inlines = [StepInline, AttemptInline]
+    actions = ["requeue_selected", "resume_selected", "cancel_selected", "resolve_selected"]
+    gated_actions = {"requeue_selected": "requeue", "resume_selected": "resume",
+                     "cancel_selected": "cancel", "resolve_selected": "resolve"}
+    fieldsets = (
+        (None, {"fields": ("id", "status_display", "task_name", "queue", "priority",
+                           "attempts_display", "last_attempt_number", "idempotency_key",
+                           "enqueued_by")}),
+        ("Timing", {"fields": ("created_at", "run_after", "started_at", "finished_at",
+                               "age", "duration")}),
+        ("Arguments and outcome", {"fields": ("args_pretty", "kwargs_pretty", "result_pretty",
+                                              "last_error_pre")}),
+        ("Worker and lease", {"classes": ("collapse",),
+                              "fields": ("lease_owner", "lease_expires_at", "heartbeat_at",
+                                         "reserved_until", "cancel_requested_at")}),
+    )
+    readonly_fields = flatten_fieldsets(fieldsets)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Viewing only: saving a form would bypass the state machine.
+        return False
+
+    # List columns ----------------------------------------------------------------
+
+    @admin.display(description="id")
+    def short_id(self, obj: Job) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="status")
+    def status_display(self, obj: Job) -> str:
+        return status_dot(obj.status)
+
+    @admin.display(description="task")
+    def task_name_display(self, obj: Job) -> str:
+        return obj.task_name
+
+    @admin.display(description="queue")
+    def queue_display(self, obj: Job) -> str:
+        return obj.queue
+
+    @admin.display(description="attempts")
+    def attempts_display(self, obj: Job) -> str:
+        return f"{obj.attempt_count} / {obj.max_attempts}"
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, obj: Job) -> str:
+        return short_duration(timezone.now() - obj.created_at)
+
+    @admin.display(description="duration")
+    def duration(self, obj: Job) -> str:
+        if obj.started_at is None:
+            return "-"
+        end = obj.finished_at or (timezone.now() if obj.status == JobStatus.RUNNING else None)
+        return short_duration(end - obj.started_at) if end else "-"
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj: Job) -> str:
+        return truncated(obj.last_error)
+
+    # Detail fields ---------------------------------------------------------------
+
+    @admin.display(description="args")
+    def args_pretty(self, obj: Job) -> SafeString:
+        return pretty_json(obj.args)
+
+    @admin.display(description="kwargs")
+    def kwargs_pretty(self, obj: Job) -> SafeString:
+        return pretty_json(obj.kwargs)
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: Job) -> SafeString | str:
+        return pretty_json(obj.result) if obj.result is not None else "-"
+
+    @admin.display(description="last error")
+    def last_error_pre(self, obj: Job) -> SafeString:
+        return format_html("<pre>{}</pre>", obj.last_error) if obj.last_error else "-"
+
+    # Actions ---------------------------------------------------------------------
+
+    @admin.action(permissions=["requeue"], description=operations.ACTIONS["requeue"].label)
+    def requeue_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self.run_operation(request, "requeue", stream_ids(queryset))
+
+    @admin.action(permissions=["resume"], description=operations.ACTIONS["resume"].label)
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self.run_operation(request, "resume", stream_ids(queryset))
+
+    @admin.action(permissions=["cancel"], description=operations.ACTIONS["cancel"].label)
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self.run_operation(request, "cancel", stream_ids(queryset))
+
+    @admin.action(permissions=["resolve"], description="Resolve dead letters (with a note)…")
+    def resolve_selected(self, request: HttpRequest,
+                         queryset: QuerySet[Job]) -> TemplateResponse | None:
+        page = self.resolve_note_page(request, queryset)
+        if page is not None:
+            return page
+        self.run_operation(request, "resolve", stream_ids(queryset),
+                           note=self.resolve_note(request))
+        return None
+
+

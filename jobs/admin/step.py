@@ -1,0 +1,85 @@
+"""The Step admin: read-only but for the limits an operator raises before a resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.safestring import SafeString
+
+from jobs.admin.base import (
+    IndexedSearchMixin,
+    LargeTableAdmin,
+    admin_link,
+    error_details,
+    pretty_json,
+    step_progress,
+)
+from jobs.models import Step
+from jobs.ops import operations
+from jobs.ops.operations import validate_limits
+
+# --- Step ----------------------------------------------------------------------------------
+
+
+class StepLimitsForm(forms.ModelForm):
+    """Only `limits` is editable, and only within what the code declared."""
+
+    class Meta:
+        model = Step
+        fields = ["limits"]
+
+    def clean_limits(self) -> dict[str, Any]:
+        # self.instance.limits is still the saved value here (assigned after clean).
+        return validate_limits(self.instance.limits or {}, self.cleaned_data.get("limits"))
+
+
+@admin.register(Step)
+class StepAdmin(IndexedSearchMixin, LargeTableAdmin):
+    """Read-only except `limits`, which an operator raises before resuming the job."""
+
+    form = StepLimitsForm
+    list_display = ("name", "job_link", "position", "status", "attempts", "limits",
+                    "finished_at")
+    list_filter = ("status",)
+    list_select_related = ("job",)
+    ordering = ("-id",)
+    sortable_by = ()
+    search_fields = ("job__id", "name")
+    search_help_text = "A job id (or its first 8+ characters) or an exact step name."
+    id_field = "job_id"
+    exact_fields = ("name",)
+    fields = ("job_link", "position", "name", "status", "limits", "attempts",
+              "max_attempts", "timeout", "progress", "started_at", "finished_at",
+              "error", "result_pretty")
+    readonly_fields = tuple(f for f in fields if f != "limits")
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Raising a limit is part of resuming a job: the same permission.
+        return operations.ACTIONS["resume"].allowed(request.user)
+
+    def save_model(self, request: HttpRequest, obj: Step, form: forms.ModelForm,
+                   change: bool) -> None:
+        # Write limits only: a full save would overwrite status or progress that
+        # a worker wrote while the form was open.
+        obj.save(update_fields=["limits"])
+
+    @admin.display(description="job")
+    def job_link(self, obj: Step) -> SafeString:
+        return admin_link(obj.job, f"{obj.job.task_name} {str(obj.job_id)[:8]}")
+
+    @admin.display(description="progress")
+    def progress(self, obj: Step) -> str:
+        return step_progress(obj)
+
+    @admin.display(description="error")
+    def error(self, obj: Step) -> SafeString:
+        return error_details(obj.error_class, obj.error_message, obj.traceback)
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: Step) -> SafeString:
+        return pretty_json(obj.result)
+
+

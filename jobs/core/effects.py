@@ -1,0 +1,50 @@
+"""Effectively-once side effects inside at-least-once jobs.
+
+A job can run twice: its worker died after the work but before the outcome
+was written, and the reaper retried it. `once(key)` records a business
+operation key in the *same* transaction as the task's own writes, so a re-run
+finds the key only if the first run's writes committed too, and skips.
+
+    @task(name="accounts.send_welcome_email")
+    def send_welcome_email(user_id: int) -> None:
+        if once(f"welcome-email:{user_id}"):
+            Outbox.objects.create(to=..., template="welcome")   # same transaction
+
+Keys stay until their `OperationKey` rows are deleted (the retention purge
+keeps them as long as their job).
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from jobs.core.context import current_job
+from jobs.exceptions import InvalidOperationKey, NotInTransaction
+from jobs.models import OperationKey
+
+MAX_OPERATION_KEY = 255
+
+
+def once(key: str) -> bool:
+    """Record `key`; True the first time, False if a committed run already did it.
+
+    Call it inside the task's transaction (tasks are atomic by default). A
+    concurrent run holding the same key waits on the unique index until the
+    first commits, then gets False; if the first rolls back, it gets True.
+    """
+    if not isinstance(key, str) or not key or len(key) > MAX_OPERATION_KEY:
+        raise InvalidOperationKey(
+            f"key must be a string of 1 to {MAX_OPERATION_KEY} characters, got {key!r}"
+        )
+    if transaction.get_autocommit():
+        raise NotInTransaction(
+            "jobs.once() must run inside a transaction with the effect's writes: "
+            "use an atomic task (the default) or transaction.atomic()"
+        )
+    ctx = current_job()
+    try:
+        with transaction.atomic():
+            OperationKey.objects.create(key=key, job_id=ctx.job_id if ctx else None)
+    except IntegrityError:
+        return False
+    return True

@@ -1,0 +1,513 @@
+"""Every status change of a job or of a step, and nothing else, lives here.
+
+Each change is one conditional `UPDATE ... WHERE status IN (...)`: of two
+processes racing for the same change, the database lets exactly one match.
+The runner, the step runner, the reaper and the operations module call these
+functions; nothing else writes `status`.
+
+Changes that belong to one attempt (succeed, retry, bury, and every step
+write) are also fenced by the attempt number, so a worker that lost its job
+(reaped after its lease ran out, say) can change nothing any more: not the
+job, not a step of the attempt that replaced it, not even a progress figure.
+"""
+
+from __future__ import annotations
+
+import traceback as tb
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from jobs.exceptions import LostOwnership
+from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
+
+S = JobStatus
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: frozenset[JobStatus]
+    target: JobStatus
+
+
+CLAIM = Transition("claim", frozenset({S.QUEUED, S.RETRYING}), S.RUNNING)
+SUCCEED = Transition("succeed", frozenset({S.RUNNING}), S.SUCCEEDED)
+RETRY = Transition("retry", frozenset({S.RUNNING}), S.RETRYING)
+BURY = Transition("bury", frozenset({S.RUNNING}), S.DEAD)
+CANCEL = Transition("cancel", frozenset({S.QUEUED, S.RETRYING}), S.CANCELLED)
+STOP_CANCELLED = Transition("stop_cancelled", frozenset({S.RUNNING}), S.CANCELLED)
+RELEASE = Transition("release", frozenset({S.RUNNING}), S.QUEUED)
+REQUEUE = Transition("requeue", frozenset({S.DEAD, S.CANCELLED}), S.QUEUED)
+RESUME = Transition("resume", frozenset({S.DEAD, S.CANCELLED, S.RETRYING}), S.QUEUED)
+
+TRANSITIONS: tuple[Transition, ...] = (
+    CLAIM, SUCCEED, RETRY, BURY, CANCEL, STOP_CANCELLED, RELEASE, REQUEUE, RESUME,
+)
+# The state machine as (from, to) pairs; anything else is refused.
+ALLOWED: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
+    (source, t.target) for t in TRANSITIONS for source in t.sources
+)
+
+BULK_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    error_class: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        kind = type(exc)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else (
+            f"{kind.__module__}.{kind.__qualname__}"
+        )
+        return cls(
+            error_class=name,
+            message=str(exc),
+            traceback="".join(tb.format_exception(exc)),
+        )
+
+    @property
+    def summary(self) -> str:
+        return f"{self.error_class}: {self.message}" if self.message else self.error_class
+
+
+@dataclass
+class Claimed:
+    """A job this worker now owns, and the attempt that records the try."""
+
+    job: Job
+    attempt: Attempt
+
+
+@dataclass
+class BulkResult:
+    """What an operator action did, and what it refused and why."""
+
+    done: list[UUID] = field(default_factory=list)
+    skipped: list[UUID] = field(default_factory=list)
+    # Running jobs asked to stop (cancel only): they end at their next safe point.
+    requested: list[UUID] = field(default_factory=list)
+
+
+def _apply(t: Transition, where: Q, **fields: Any) -> int:
+    """The single place that writes `status`."""
+    return Job.objects.filter(where, status__in=list(t.sources)).update(status=t.target, **fields)
+
+
+def _owned(claimed: Claimed) -> Q:
+    return Q(pk=claimed.job.pk, last_attempt_number=claimed.attempt.number)
+
+
+def _attempt_steps(claimed: Claimed) -> Any:
+    return Step.objects.filter(job_id=claimed.job.pk, attempt_number=claimed.attempt.number)
+
+
+_LEASE_CLEARED = {"lease_owner": "", "lease_expires_at": None}
+
+
+def claim(
+    job_id: UUID | str,
+    *,
+    worker_host: str,
+    worker_pid: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> Claimed | None:
+    """queued | retrying -> running, and open an Attempt; None if another won."""
+    now = now or timezone.now()
+    owner = f"{worker_host}:{worker_pid}"
+    with transaction.atomic():
+        won = _apply(
+            CLAIM,
+            Q(pk=job_id, run_after__lte=now),
+            attempt_count=F("attempt_count") + 1,
+            last_attempt_number=F("last_attempt_number") + 1,
+            started_at=now,
+            finished_at=None,
+            reserved_until=None,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            heartbeat_at=now,
+        )
+        if not won:
+            return None
+        job = Job.objects.get(pk=job_id)
+        attempt = Attempt.objects.create(
+            job=job,
+            number=job.last_attempt_number,
+            started_at=now,
+            worker_host=worker_host,
+            worker_pid=worker_pid,
+        )
+    return Claimed(job=job, attempt=attempt)
+
+
+def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> None:
+    """running -> succeeded. Call inside the task's transaction when it is atomic."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _apply(
+            SUCCEED, _owned(claimed), result=result, finished_at=now, last_error="",
+            **_LEASE_CLEARED,
+        ):
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        _close_attempt(claimed.attempt, AttemptStatus.SUCCEEDED, now)
+
+
+def fail(
+    claimed: Claimed,
+    error: ErrorInfo,
+    *,
+    retry_at: datetime | None,
+    attempt_status: AttemptStatus = AttemptStatus.FAILED,
+    now: datetime | None = None,
+    guard: Q | None = None,
+    step_id: int | None = None,
+) -> JobStatus:
+    """running -> retrying (at `retry_at`) or, when it is None, -> dead with a DeadLetter.
+
+    `guard` narrows the match further: the reaper passes "lease expired", so a
+    heartbeat that renewed the lease a moment ago wins over the reaper.
+    """
+    now = now or timezone.now()
+    where = _owned(claimed) & (guard or Q())
+    with transaction.atomic():
+        if retry_at is not None:
+            target = RETRY.target
+            moved = _apply(
+                RETRY, where, run_after=retry_at, last_error=error.summary, **_LEASE_CLEARED,
+            )
+        else:
+            target = BURY.target
+            moved = _apply(
+                BURY, where, finished_at=now, last_error=error.summary, **_LEASE_CLEARED,
+            )
+            if moved:
+                _open_dead_letter(claimed.job.pk, error, claimed.job.attempt_count, now)
+        if not moved:
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        step_id = _close_running_steps(claimed, error, now) or step_id
+        _close_attempt(claimed.attempt, attempt_status, now, error, retry_at=retry_at,
+                       step_id=step_id)
+    return target
+
+
+def stop_cancelled(claimed: Claimed, *, now: datetime | None = None) -> None:
+    """running -> cancelled, when a running job honours a cancel request."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _apply(STOP_CANCELLED, _owned(claimed), finished_at=now, **_LEASE_CLEARED):
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        _close_attempt(
+            claimed.attempt, AttemptStatus.CANCELLED, now,
+            ErrorInfo("Cancelled", "cancelled at an operator's request"),
+        )
+
+
+def release(claimed: Claimed, *, now: datetime | None = None) -> None:
+    """running -> queued, when a shutting-down worker gives a job back unfinished.
+
+    The interrupted try does not count against max_attempts: the job did not fail.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _apply(
+            RELEASE, _owned(claimed), attempt_count=F("attempt_count") - 1, run_after=now,
+            started_at=None, **_LEASE_CLEARED,
+        ):
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        _close_attempt(
+            claimed.attempt, AttemptStatus.INTERRUPTED, now,
+            ErrorInfo("WorkerShutdown", "the worker shut down before the job finished; "
+                      "released for another worker"),
+        )
+        # The interrupted step did not fail: it runs again, first thing, on the next attempt.
+        _attempt_steps(claimed).filter(status=StepStatus.RUNNING).update(
+            status=StepStatus.PENDING, started_at=None
+        )
+
+
+def renew_lease(
+    claimed: Claimed, *, lease_seconds: float, now: datetime | None = None
+) -> tuple[bool, bool]:
+    """Extend a running job's lease. Returns (still owned, cancel requested).
+
+    Not a status change: it only proves the worker is alive.
+    """
+    now = now or timezone.now()
+    owned = Job.objects.filter(_owned(claimed), status=S.RUNNING).update(
+        lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
+    )
+    if not owned:
+        return False, False
+    cancel_requested = Job.objects.filter(
+        pk=claimed.job.pk, cancel_requested_at__isnull=False
+    ).exists()
+    return True, cancel_requested
+
+
+def clear_reservation(job_id: UUID | str) -> None:
+    """Give a reserved-but-unclaimed job back to every cluster at once (draining worker)."""
+    Job.objects.filter(pk=job_id, status__in=list(CLAIM.sources)).update(reserved_until=None)
+
+
+def cancel(job_ids: Iterable[UUID | str], *, now: datetime | None = None) -> BulkResult:
+    """queued | retrying -> cancelled; a running job is asked to stop instead."""
+    now = now or timezone.now()
+    result = BulkResult()
+    for batch in _batches(job_ids):
+        with transaction.atomic():
+            locked = _lock(batch, CANCEL.sources | {S.RUNNING})
+            queued = [pk for pk, status in locked if status in CANCEL.sources]
+            running = [pk for pk, status in locked if status == S.RUNNING]
+            _apply(CANCEL, Q(pk__in=queued), finished_at=now, reserved_until=None)
+            Job.objects.filter(
+                pk__in=running, status=S.RUNNING, cancel_requested_at__isnull=True
+            ).update(cancel_requested_at=now)
+        result.done += queued
+        result.requested += running
+        result.skipped += _rest(batch, queued + running)
+    return result
+
+
+def requeue(
+    job_ids: Iterable[UUID | str],
+    *,
+    by: Any = None,
+    note: str = "requeued",
+    now: datetime | None = None,
+) -> BulkResult:
+    """dead | cancelled -> queued, from scratch: a fresh attempt cycle, every step
+    pending again. Attempts and dead letters stay as history."""
+    return _restart(REQUEUE, job_ids, by=by, note=note, now=now, keep_steps=False)
+
+
+def resume(
+    job_ids: Iterable[UUID | str],
+    *,
+    by: Any = None,
+    note: str = "resumed",
+    now: datetime | None = None,
+) -> BulkResult:
+    """dead | cancelled | retrying -> queued, keeping every succeeded step's result:
+    the job reruns from its first step that did not succeed, each with a fresh
+    step attempt budget (and whatever limits an operator raised)."""
+    return _restart(RESUME, job_ids, by=by, note=note, now=now, keep_steps=True)
+
+
+def _restart(
+    t: Transition, job_ids: Iterable[UUID | str], *, by: Any, note: str,
+    now: datetime | None, keep_steps: bool,
+) -> BulkResult:
+    now = now or timezone.now()
+    result = BulkResult()
+    for batch in _batches(job_ids):
+        with transaction.atomic():
+            eligible = [pk for pk, _ in _lock(batch, t.sources)]
+            _apply(
+                t, Q(pk__in=eligible),
+                attempt_count=0, run_after=now, started_at=None, finished_at=None,
+                result=None, last_error="", cancel_requested_at=None, reserved_until=None,
+            )
+            steps = Step.objects.filter(job_id__in=eligible)
+            if keep_steps:
+                steps = steps.exclude(status=StepStatus.SUCCEEDED)
+            steps.update(
+                status=StepStatus.PENDING, attempts=0, attempt_number=None,
+                started_at=None, finished_at=None,
+                progress_current=None, progress_total=None, progress_message="",
+                **({} if keep_steps else {"result": None}),
+            )
+            _resolve_open(Q(job_id__in=eligible), by=by, note=note, now=now)
+        result.done += eligible
+        result.skipped += _rest(batch, eligible)
+    return result
+
+
+def resolve_dead_letters(
+    dead_letter_ids: Iterable[int], *, by: Any = None, note: str = "", now: datetime | None = None
+) -> int:
+    """Mark dead letters handled (who, when, why); the jobs themselves stay dead."""
+    return _resolve_open(Q(pk__in=list(dead_letter_ids)), by=by, note=note, now=now)
+
+
+def _resolve_open(where: Q, *, by: Any, note: str, now: datetime | None) -> int:
+    return DeadLetter.objects.filter(where, resolved_at__isnull=True).update(
+        resolved_at=now or timezone.now(),
+        resolved_by=by if getattr(by, "pk", None) else None,
+        note=note,
+    )
+
+
+def _open_dead_letter(job_id: UUID, error: ErrorInfo, attempts: int, now: datetime) -> None:
+    DeadLetter.objects.create(
+        job_id=job_id,
+        error_class=error.error_class,
+        error_message=error.message,
+        traceback=error.traceback,
+        attempts=attempts,
+        failed_at=now,
+    )
+
+
+def _close_running_steps(claimed: Claimed, error: ErrorInfo, now: datetime) -> int | None:
+    """A step this attempt left `running` when it ended (the worker died in it) failed."""
+    running = list(_attempt_steps(claimed).filter(status=StepStatus.RUNNING)
+                   .values_list("pk", flat=True))
+    if running:
+        Step.objects.filter(pk__in=running, status=StepStatus.RUNNING).update(
+            status=StepStatus.FAILED, finished_at=now, error_class=error.error_class,
+            error_message=error.message, traceback=error.traceback,
+        )
+    return running[0] if running else None
+
+
+def _close_attempt(
+    attempt: Attempt,
+    status: AttemptStatus,
+    now: datetime,
+    error: ErrorInfo | None = None,
+    retry_at: datetime | None = None,
+    step_id: int | None = None,
+) -> None:
+    fields: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "duration": now - attempt.started_at,
+        "retry_at": retry_at,
+    }
+    if step_id is not None:
+        fields["step_id"] = step_id
+    if error is not None:
+        fields.update(
+            error_class=error.error_class,
+            error_message=error.message,
+            traceback=error.traceback,
+        )
+    Attempt.objects.filter(pk=attempt.pk, status=AttemptStatus.RUNNING).update(**fields)
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+
+
+def _lock(batch: list[UUID | str], statuses: Iterable[JobStatus]) -> list[tuple[UUID, str]]:
+    """Rows of the batch in the given statuses, locked until the transaction ends."""
+    return list(
+        Job.objects.select_for_update()
+        .filter(pk__in=batch, status__in=list(statuses))
+        .order_by("pk")
+        .values_list("pk", "status")
+    )
+
+
+def _batches(job_ids: Iterable[UUID | str]) -> Iterable[list[UUID | str]]:
+    batch: list[UUID | str] = []
+    for pk in job_ids:
+        batch.append(pk)
+        if len(batch) >= BULK_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _rest(batch: list[UUID | str], taken: list[UUID]) -> list[UUID]:
+    taken_set = {UUID(str(pk)) for pk in taken}
+    return [UUID(str(pk)) for pk in batch if UUID(str(pk)) not in taken_set]
+
+
+def resolve_dead_letters_of_jobs(
+    job_ids: Iterable[UUID | str], *, by: Any = None, note: str = "", now: datetime | None = None
+) -> BulkResult:
+    """Resolve the open dead letter of each job (the dashboard acts on jobs, not letters)."""
+    ids = [UUID(str(pk)) for pk in job_ids]
+    open_for = set(
+        DeadLetter.objects.filter(job_id__in=ids, resolved_at__isnull=True)
+        .values_list("job_id", flat=True)
+    )
+    _resolve_open(Q(job_id__in=list(open_for)), by=by, note=note, now=now)
+    return BulkResult(done=[pk for pk in ids if pk in open_for],
+                      skipped=[pk for pk in ids if pk not in open_for])
+
+
+# --- Steps -------------------------------------------------------------------------
+#
+# A step's writes are fenced twice: by the job (still `running`, still owned by
+# this attempt) when the step starts, and by the step row's own attempt_number
+# (set by that start) for every write after it. A reaped attempt's start
+# matches no job row; its later writes match no step row, because the reaper
+# closed the step, or the next attempt restarted it under its own number.
+
+
+def _job_owned_by(job_id: UUID | str, attempt_number: int) -> Exists:
+    return Exists(Job.objects.filter(
+        pk=job_id, status=S.RUNNING, last_attempt_number=attempt_number,
+    ).filter(pk=OuterRef("job_id")))
+
+
+def _step_of(step_id: int, attempt_number: int) -> Any:
+    return Step.objects.filter(pk=step_id, status=StepStatus.RUNNING,
+                               attempt_number=attempt_number)
+
+
+def start_step(
+    job_id: UUID | str, attempt_number: int, step_id: int, *, now: datetime | None = None
+) -> None:
+    """pending | failed | running (left by a lost attempt) -> running, for this attempt.
+
+    A succeeded step is never started again; its stored result is used instead.
+    """
+    moved = Step.objects.filter(
+        _job_owned_by(job_id, attempt_number), pk=step_id,
+    ).exclude(status=StepStatus.SUCCEEDED).update(
+        status=StepStatus.RUNNING, attempt_number=attempt_number, attempts=F("attempts") + 1,
+        started_at=now or timezone.now(), finished_at=None,
+        error_class="", error_message="", traceback="",
+        progress_current=None, progress_total=None, progress_message="",
+    )
+    if not moved:
+        raise LostOwnership(f"job {job_id} is no longer owned by attempt {attempt_number}")
+
+
+def checkpoint_step(
+    job_id: UUID | str, attempt_number: int, step_id: int, result: Any,
+    *, now: datetime | None = None,
+) -> None:
+    """running -> succeeded with its result. Call inside the step's transaction:
+    the job row stays locked until the step's own writes commit with it, so the
+    reaper cannot take the job in between."""
+    owned = Job.objects.select_for_update().filter(
+        pk=job_id, status=S.RUNNING, last_attempt_number=attempt_number,
+    ).exists()
+    if not owned or not _step_of(step_id, attempt_number).update(
+        status=StepStatus.SUCCEEDED, result=result, finished_at=now or timezone.now(),
+    ):
+        raise LostOwnership(f"job {job_id} is no longer owned by attempt {attempt_number}")
+
+
+def fail_step(
+    attempt_number: int, step_id: int, error: ErrorInfo, *, now: datetime | None = None
+) -> bool:
+    """running -> failed, with the error; False if this attempt no longer runs the step."""
+    return bool(_step_of(step_id, attempt_number).update(
+        status=StepStatus.FAILED, finished_at=now or timezone.now(),
+        error_class=error.error_class, error_message=error.message, traceback=error.traceback,
+    ))
+
+
+def step_progress(
+    attempt_number: int, step_id: int, current: int, total: int | None, message: str
+) -> bool:
+    """Record a running step's progress (not a status change, but fenced the same way)."""
+    return bool(_step_of(step_id, attempt_number).update(
+        progress_current=current, progress_total=total, progress_message=message,
+    ))

@@ -1,0 +1,148 @@
+"""Operator actions, shared by the admin and the dashboard.
+
+One place decides who may do what and how the outcome is told, so an action
+means the same on every screen: each checks its permission, goes through
+`jobs.core.transitions`, and reports what it did *and* what it refused
+("Requeued 48, skipped 2 that are not dead or cancelled").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from jobs.core import transitions
+from jobs.core.transitions import BulkResult
+from jobs.models import JobStatus, Step
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    label: str
+    permission: str
+    run: Callable[..., BulkResult]
+    done_verb: str
+    skipped_reason: str
+    # Statuses this action can change, so screens offer only buttons that work.
+    applies_to: frozenset[str]
+
+    def applies(self, status: str) -> bool:
+        return status in self.applies_to
+
+    def allowed(self, user: Any) -> bool:
+        return bool(user and user.is_active and user.is_staff and user.has_perm(self.permission))
+
+
+@dataclass(frozen=True)
+class Report:
+    action: Action
+    result: BulkResult
+
+    @property
+    def message(self) -> str:
+        r = self.result
+        parts = [f"{self.action.done_verb} {len(r.done)}"]
+        if r.requested:
+            parts.append(f"asked {len(r.requested)} running to stop at their next safe point")
+        parts.append(f"skipped {len(r.skipped)} {self.action.skipped_reason}"
+                     if r.skipped else "skipped none")
+        return ", ".join(parts) + "."
+
+
+def _requeue(ids: list[UUID], user: Any) -> BulkResult:
+    return transitions.requeue(ids, by=user, note=f"requeued by {user}")
+
+
+def _resume(ids: list[UUID], user: Any) -> BulkResult:
+    return transitions.resume(ids, by=user, note=f"resumed by {user}")
+
+
+def _cancel(ids: list[UUID], user: Any) -> BulkResult:
+    return transitions.cancel(ids)
+
+
+def _resolve(ids: list[UUID], user: Any, note: str = "") -> BulkResult:
+    return transitions.resolve_dead_letters_of_jobs(
+        ids, by=user, note=note or f"resolved by {user}"
+    )
+
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action("requeue", "Requeue (start over)", "jobs.requeue_job", _requeue,
+               "Requeued", "that are not dead or cancelled", transitions.REQUEUE.sources),
+        Action("resume", "Resume from the failed step", "jobs.resume_job", _resume,
+               "Resumed", "that are not dead, cancelled or waiting to retry",
+               transitions.RESUME.sources),
+        Action("cancel", "Cancel", "jobs.cancel_job", _cancel,
+               "Cancelled", "that had already finished",
+               transitions.CANCEL.sources | {JobStatus.RUNNING}),
+        Action("resolve", "Resolve dead letters", "jobs.resolve_deadletter", _resolve,
+               "Resolved", "without an open dead letter", frozenset({JobStatus.DEAD})),
+    )
+}
+
+
+def available(user: Any) -> list[Action]:
+    """The actions this user may see and use."""
+    return [a for a in ACTIONS.values() if a.allowed(user)]
+
+
+def perform(name: str, user: Any, job_ids: Iterable[UUID | str], **options: Any) -> Report:
+    """Run action `name` on `job_ids` for `user`, or raise PermissionDenied / KeyError."""
+    action = ACTIONS[name]
+    if not action.allowed(user):
+        raise PermissionDenied(f"{user} may not {action.name} jobs ({action.permission})")
+    ids = [UUID(str(pk)) for pk in job_ids]
+    return Report(action, action.run(ids, user, **options))
+
+
+def validate_limits(current: dict[str, Any], proposed: Any) -> dict[str, Any]:
+    """Check an operator's edit of a step's limits before it is saved.
+
+    Only the settings the code declared may change, each keeping its type, and
+    numbers stay positive: a typo must not become a silent new setting.
+    """
+    if not isinstance(proposed, dict):
+        raise ValidationError("Limits must be a JSON object, e.g. {\"max_tokens\": 4000}.")
+    unknown = sorted(set(proposed) - set(current))
+    if unknown:
+        raise ValidationError(
+            f"Unknown limit(s) {unknown}; this step declares {sorted(current) or 'none'}."
+        )
+    for key, value in proposed.items():
+        expected = type(current[key])
+        if isinstance(value, bool) != isinstance(current[key], bool) or not isinstance(
+            value, (int, float) if expected is float else expected
+        ):
+            raise ValidationError(
+                f"Limit {key!r} must be of type {expected.__name__}, got {value!r}."
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise ValidationError(f"Limit {key!r} must be positive, got {value!r}.")
+    return {**current, **proposed}
+
+
+def can_edit_limits(user: Any) -> bool:
+    """Raising a step's limits is part of resuming its job: the same permission."""
+    return ACTIONS["resume"].allowed(user)
+
+
+def save_step_limits(user: Any, step: Step, proposed: Any) -> dict[str, Any]:
+    """Validate and save an operator's limits for `step`; the one path for admin and dashboard.
+
+    Writes the limits column only: status and progress that a worker wrote
+    while the form was open stay as they are.
+    """
+    if not can_edit_limits(user):
+        raise PermissionDenied(f"{user} may not edit step limits (jobs.resume_job)")
+    limits = validate_limits(step.limits or {}, proposed)
+    Step.objects.filter(pk=step.pk).update(limits=limits)
+    step.limits = limits
+    return limits

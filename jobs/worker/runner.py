@@ -1,0 +1,208 @@
+"""Claim, run, record: what a cluster worker does with a job id.
+
+django-q2 delivers only a job id (see `jobs.worker.broker`); `execute` is the
+thin shim it calls. Whatever the task does, the attempt ends in a database
+write: success with its result, failure with class, message and traceback,
+timed out, cancelled, or released at shutdown. If the worker dies before it
+can write, its lease lapses and `jobs.worker.reaper` writes `lost` for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import conf
+from jobs.core import retry, transitions
+from jobs.core.context import AttemptLost, JobCancelled, JobContext, running
+from jobs.core.registry import Task, get_task
+from jobs.core.retry import Backoff
+from jobs.core.serialization import stored_json
+from jobs.core.transitions import Claimed, ErrorInfo
+from jobs.exceptions import LostOwnership, PermanentError, UnknownTaskError
+from jobs.models import AttemptStatus, JobStatus
+from jobs.worker.heartbeat import Heartbeat
+from jobs.worker.steps import Steps
+from jobs.worker.timeouts import JobTimeout, StepTimeout, WorkerInterrupted, deadline
+
+logger = logging.getLogger("jobs.runner")
+
+# Signals the cluster's main process sends its workers (see jobs/management/commands/qcluster.py).
+DRAIN_SIGNAL = signal.SIGUSR2  # finish the current job, start no new one
+INTERRUPT_SIGNAL = signal.SIGUSR1  # grace period over: give the current job back now
+
+
+class _WorkerState:
+    draining = False
+    in_task = False
+
+
+_state = _WorkerState()
+RESULT = "the task's result"
+
+
+def execute(job_id: str) -> None:
+    """django-q2's entry point. Never raises: outcomes are recorded, not returned."""
+    try:
+        run_job(job_id)
+    except Exception:
+        # Recording itself failed (database gone). The lease runs out and the
+        # reaper settles the job; say so loudly meanwhile.
+        logger.exception("could not record the outcome of job %s", job_id)
+
+
+def worker_identity() -> tuple[str, int]:
+    return socket.gethostname(), os.getpid()
+
+
+def run_job(job_id: UUID | str) -> JobStatus | None:
+    """Run one job if this process wins the claim; return the status it left."""
+    if _state.draining:
+        # Shutting down: leave it queued and let another cluster have it now.
+        transitions.clear_reservation(job_id)
+        return None
+    host, pid = worker_identity()
+    claimed = transitions.claim(
+        job_id, worker_host=host, worker_pid=pid, lease_seconds=conf.get().lease_seconds
+    )
+    if claimed is None:
+        logger.debug("job %s not claimed: taken by another worker, not due, or gone", job_id)
+        return None
+    return _run_claimed(claimed)
+
+
+def _run_claimed(claimed: Claimed) -> JobStatus | None:
+    job = claimed.job
+    try:
+        task: Task | None = get_task(job.task_name)
+    except UnknownTaskError as exc:
+        task, missing = None, exc
+    ctx = JobContext(
+        job_id=job.pk,
+        task_name=job.task_name,
+        attempt_number=claimed.attempt.number,
+        attempt_count=job.attempt_count,
+        max_attempts=job.max_attempts,
+        in_task_transaction=bool(task and task.atomic),
+        steps=Steps(),
+    )
+    heartbeat = Heartbeat(claimed, conf.get().lease_seconds, ctx.cancel_event, ctx.lost_event)
+    heartbeat.start()
+    try:
+        with running(ctx):
+            if task is None:
+                # A worker running older code than the web process: retry later.
+                return _record_failure(claimed, missing, None, ctx)
+            return _run_task(claimed, task, ctx)
+    finally:
+        heartbeat.stop()
+
+
+def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None:
+    job = claimed.job
+    timeout = task.timeout or conf.get().default_timeout
+    try:
+        if task.atomic:
+            with transaction.atomic():
+                result = stored_json(_invoke(task, job.args, job.kwargs, timeout), RESULT)
+                transitions.succeed(claimed, result)
+        else:
+            result = stored_json(_invoke(task, job.args, job.kwargs, timeout), RESULT)
+            transitions.succeed(claimed, result)
+    except (LostOwnership, AttemptLost):
+        logger.warning("job %s was taken from attempt %s (reaped or cancelled); "
+                       "its outcome is discarded", job.pk, claimed.attempt.number)
+        return None
+    except JobTimeout as exc:
+        error = TimeoutError(
+            str(exc) if isinstance(exc, StepTimeout)
+            else f"the attempt exceeded its timeout of {timeout} s and was stopped"
+        )
+        return _record_failure(claimed, error, task, ctx, AttemptStatus.TIMED_OUT)
+    except JobCancelled:
+        return _settle(lambda: transitions.stop_cancelled(claimed), claimed,
+                       JobStatus.CANCELLED)
+    except WorkerInterrupted:
+        return _settle(lambda: transitions.release(claimed), claimed, JobStatus.QUEUED)
+    except Exception as exc:
+        return _record_failure(claimed, exc, task, ctx)
+    logger.info("job %s (%s) succeeded on attempt %s", job.pk, job.task_name,
+                claimed.attempt.number)
+    return JobStatus.SUCCEEDED
+
+
+def _invoke(task: Task, args: list, kwargs: dict, timeout: int) -> Any:
+    with deadline(timeout, JobTimeout):
+        _state.in_task = True
+        try:
+            return task.func(*args, **kwargs)
+        finally:
+            _state.in_task = False
+
+
+def _settle(write: Callable[[], None], claimed: Claimed, status: JobStatus) -> JobStatus | None:
+    try:
+        write()
+    except LostOwnership:
+        return None
+    logger.info("job %s attempt %s ended: %s", claimed.job.pk, claimed.attempt.number, status)
+    return status
+
+
+def _record_failure(
+    claimed: Claimed,
+    exc: BaseException,
+    task: Task | None,
+    ctx: JobContext,
+    attempt_status: AttemptStatus = AttemptStatus.FAILED,
+) -> JobStatus | None:
+    job = claimed.job
+    now = timezone.now()
+    when = retry.retry_at(
+        attempt_count=job.attempt_count,
+        max_attempts=job.max_attempts,
+        backoff=task.effective_backoff() if task else Backoff.from_settings(),
+        permanent=isinstance(exc, PermanentError),
+        now=now,
+    )
+    failed_step = ctx.steps.failed_step_id if isinstance(ctx.steps, Steps) else None
+    try:
+        status = transitions.fail(
+            claimed, ErrorInfo.from_exception(exc), retry_at=when,
+            attempt_status=attempt_status, now=now, step_id=failed_step,
+        )
+    except LostOwnership:
+        logger.warning("job %s failed after it was taken from attempt %s",
+                       job.pk, claimed.attempt.number)
+        return None
+    logger.warning("job %s (%s) attempt %s failed: %s -> %s", job.pk, job.task_name,
+                   claimed.attempt.number, exc.__class__.__name__, status)
+    return status
+
+
+def install_worker_signal_handlers(**_: Any) -> None:
+    """In each cluster worker: drain on SIGUSR2, give the job back on SIGUSR1.
+
+    SIGTERM keeps its default (die): django-q2's guard uses it to end a worker
+    stuck past its hard timeout, where a Python handler would never run.
+    """
+
+    def drain(signum: int, frame: Any) -> None:
+        _state.draining = True
+
+    def interrupt(signum: int, frame: Any) -> None:
+        _state.draining = True
+        if _state.in_task:
+            raise WorkerInterrupted()
+
+    signal.signal(DRAIN_SIGNAL, drain)
+    signal.signal(INTERRUPT_SIGNAL, interrupt)
+

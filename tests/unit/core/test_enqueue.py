@@ -1,0 +1,179 @@
+import datetime as dt
+import math
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from jobs.core.enqueue import enqueue
+from jobs.core.registry import get_task, registered_tasks, task
+from jobs.core.retry import Backoff
+from jobs.exceptions import (
+    InvalidJobArguments,
+    InvalidJobOption,
+    TaskRegistrationError,
+    UnknownTaskError,
+)
+from jobs.models import Job, JobStatus
+from jobs.worker.broker import reserve_due
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+class TestRegistration:
+    def test_explicit_name_and_defaults(self):
+        t = get_task("tests.fail_always")
+        assert t is tasks.fail_always
+        assert t.max_attempts == 3
+        assert t.backoff == Backoff(base=1.0, factor=1.0, cap=1.0)
+        assert "tests.add" in registered_tasks()
+
+    def test_default_name_is_dotted_path(self):
+        @task
+        def local_helper(x: int) -> int:
+            return x
+
+        assert local_helper.name.endswith("test_default_name_is_dotted_path.<locals>.local_helper")
+        assert local_helper(3) == 3
+
+    def test_same_name_for_another_function_is_refused(self):
+        with pytest.raises(TaskRegistrationError, match="already registered"):
+
+            @task(name="tests.add")
+            def other(a, b):
+                return a - b
+
+    def test_parameter_named_like_an_enqueue_option_is_refused(self):
+        with pytest.raises(TaskRegistrationError, match="queue"):
+
+            @task(name="tests.bad_param")
+            def bad(queue):
+                return queue
+
+    def test_bad_task_options_are_refused(self):
+        with pytest.raises(TaskRegistrationError, match="timeout"):
+            task(name="tests.bad_timeout", timeout=0)(lambda: None)
+        with pytest.raises(InvalidJobOption, match="max_attempts"):
+            task(name="tests.bad_attempts", max_attempts=0)(lambda: None)
+
+
+class TestEnqueue:
+    def test_returns_a_queued_job_with_task_defaults(self):
+        job = enqueue(tasks.fail_always, "boom")
+        job.refresh_from_db()
+        assert job.status == JobStatus.QUEUED
+        assert job.task_name == "tests.fail_always"
+        assert job.args == ["boom"] and job.kwargs == {}
+        assert job.max_attempts == 3
+        assert job.queue == "default"
+        assert job.run_after <= timezone.now()
+
+    def test_by_name_with_options(self):
+        later = timezone.now() + timedelta(hours=1)
+        job = enqueue("tests.add", 1, b=2, queue="emails", priority=5, run_after=later,
+                      max_attempts=7)
+        job.refresh_from_db()
+        assert (job.queue, job.priority, job.max_attempts) == ("emails", 5, 7)
+        assert job.run_after == later
+        assert job.args == [1] and job.kwargs == {"b": 2}
+
+    def test_task_object_and_timedelta_delay(self):
+        before = timezone.now()
+        job = enqueue(tasks.add, 1, 2, run_after=timedelta(seconds=30))
+        assert job.run_after >= before + timedelta(seconds=30)
+
+    @pytest.mark.parametrize(
+        ("call", "error", "message"),
+        [
+            (lambda: enqueue("tests.nope"), UnknownTaskError, "tests.nope"),
+            (lambda: enqueue("tests.add", 1), InvalidJobArguments, "missing a required argument"),
+            (lambda: enqueue("tests.add", 1, 2, 3), InvalidJobArguments, "too many"),
+            (lambda: enqueue("tests.add", 1, 2, c=3), InvalidJobArguments, "unexpected keyword"),
+            (lambda: enqueue("tests.add", 1, {1, 2}), InvalidJobArguments, r"args\[1\].*set"),
+            (lambda: enqueue("tests.add", 1, b=dt.date(2026, 1, 1)), InvalidJobArguments,
+             r"kwargs\['b'\].*date"),
+            (lambda: enqueue("tests.add", 1, math.nan), InvalidJobArguments, "JSON"),
+            (lambda: enqueue("tests.add", 1, 2, queue=""), InvalidJobOption, "queue"),
+            (lambda: enqueue("tests.add", 1, 2, queue="q" * 65), InvalidJobOption, "queue"),
+            (lambda: enqueue("tests.add", 1, 2, priority="high"), InvalidJobOption, "priority"),
+            (lambda: enqueue("tests.add", 1, 2, priority=5000), InvalidJobOption, "priority"),
+            (lambda: enqueue("tests.add", 1, 2, max_attempts=0), InvalidJobOption,
+             "max_attempts"),
+            (lambda: enqueue("tests.add", 1, 2, run_after=dt.datetime(2030, 1, 1)),
+             InvalidJobOption, "timezone-aware"),
+            (lambda: enqueue("tests.add", 1, 2, run_after=timedelta(seconds=-1)),
+             InvalidJobOption, "negative"),
+            (lambda: enqueue("tests.add", 1, 2, run_after=30), InvalidJobOption, "timedelta"),
+            (lambda: enqueue("tests.add", 1, 2, idempotency_key=""), InvalidJobOption,
+             "idempotency_key"),
+        ],
+    )
+    def test_bad_input_raises_a_clear_error_and_writes_nothing(self, call, error, message):
+        with pytest.raises(error, match=message):
+            call()
+        assert Job.objects.count() == 0
+
+    def test_a_model_instance_is_refused_with_advice(self):
+        job = enqueue("tests.add", 1, 2)
+        with pytest.raises(InvalidJobArguments, match="id instead of a model instance"):
+            enqueue("tests.add", job, 2)
+
+    def test_idempotency_key_returns_the_first_job(self):
+        first = enqueue("tests.add", 1, 2, idempotency_key="order-1")
+        second = enqueue("tests.add", 5, 5, idempotency_key="order-1")
+        assert second.pk == first.pk
+        assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+class TestTransactionalEnqueue:
+    def test_rolled_back_job_never_existed_and_is_never_dispatched(self):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            enqueue("tests.add", 1, 2)
+            raise RuntimeError("the view failed after enqueueing")
+        assert Job.objects.count() == 0
+        assert reserve_due("default", 10) == []
+
+    def test_uncommitted_job_is_invisible_to_a_cluster_connection(self, on_postgres):
+        seen: list = []
+
+        def other_process_view():
+            seen.append(Job.objects.count())
+            close_old_connections()
+            connection.close()
+
+        with transaction.atomic():
+            enqueue("tests.add", 1, 2)
+            if connection.vendor == "postgresql":
+                t = threading.Thread(target=other_process_view)
+                t.start()
+                t.join()
+        if connection.vendor == "postgresql":
+            assert seen == [0]  # another connection sees nothing before commit
+        assert [j.status for j in Job.objects.all()] == [JobStatus.QUEUED]
+        assert len(reserve_due("default", 10)) == 1  # after commit it is handed over
+
+    def test_concurrent_enqueues_with_one_key_create_one_job(self, on_postgres):
+        barrier = threading.Barrier(6)
+        ids, errors = [], []
+
+        def worker():
+            try:
+                barrier.wait()
+                ids.append(enqueue("tests.add", 1, 2, idempotency_key="signup-7").pk)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(set(ids)) == 1 and len(ids) == 6
+        assert Job.objects.filter(idempotency_key="signup-7").count() == 1

@@ -1,0 +1,225 @@
+import itertools
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs.core import transitions as tr
+from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus
+from tests.factories import DeadLetterFactory, JobFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+S = JobStatus
+
+EXPECTED_MACHINE = {
+    (S.QUEUED, S.RUNNING), (S.RETRYING, S.RUNNING),
+    (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.RETRYING), (S.RUNNING, S.DEAD),
+    (S.RUNNING, S.CANCELLED), (S.RUNNING, S.QUEUED),
+    (S.QUEUED, S.CANCELLED), (S.RETRYING, S.CANCELLED),
+    (S.DEAD, S.QUEUED), (S.CANCELLED, S.QUEUED), (S.RETRYING, S.QUEUED),
+}
+
+
+def claim(job):
+    return tr.claim(job.pk, worker_host="h", worker_pid=1, lease_seconds=30)
+
+
+def running_job(**kw):
+    """A job claimed the real way, so the attempt guard matches."""
+    job = JobFactory(**kw)
+    return claim(job)
+
+
+def error():
+    return tr.ErrorInfo("RuntimeError", "boom", "Traceback ...")
+
+
+def test_the_state_machine_is_exactly_the_documented_one():
+    assert set(tr.ALLOWED) == EXPECTED_MACHINE
+    assert not any(to == frm for frm, to in tr.ALLOWED)
+    assert all((S.SUCCEEDED, to) not in tr.ALLOWED for to in S)  # succeeded is final
+
+
+# One operation per transition, driven from a job that is in `source`.
+def do_claim(job):
+    return claim(job) is not None
+
+
+def _as_owned(job):
+    """Pretend the current attempt owns the job, whatever its status."""
+    job.last_attempt_number = 1
+    job.save(update_fields=["last_attempt_number"])
+    attempt = Attempt.objects.create(job=job, number=1)
+    return tr.Claimed(job=job, attempt=attempt)
+
+
+def do_succeed(job):
+    try:
+        tr.succeed(_as_owned(job), 1)
+        return True
+    except tr.LostOwnership:
+        return False
+
+
+def do_retry(job):
+    try:
+        tr.fail(_as_owned(job), error(), retry_at=timezone.now())
+        return True
+    except tr.LostOwnership:
+        return False
+
+
+def do_bury(job):
+    try:
+        tr.fail(_as_owned(job), error(), retry_at=None)
+        return True
+    except tr.LostOwnership:
+        return False
+
+
+def do_stop_cancelled(job):
+    try:
+        tr.stop_cancelled(_as_owned(job))
+        return True
+    except tr.LostOwnership:
+        return False
+
+
+def do_cancel(job):
+    return bool(tr.cancel([job.pk]).done)
+
+
+def do_requeue(job):
+    return bool(tr.requeue([job.pk]).done)
+
+
+def do_resume(job):
+    return bool(tr.resume([job.pk]).done)
+
+
+OPERATIONS = {
+    "claim": (do_claim, tr.CLAIM),
+    "succeed": (do_succeed, tr.SUCCEED),
+    "retry": (do_retry, tr.RETRY),
+    "bury": (do_bury, tr.BURY),
+    "stop_cancelled": (do_stop_cancelled, tr.STOP_CANCELLED),
+    "cancel": (do_cancel, tr.CANCEL),
+    "requeue": (do_requeue, tr.REQUEUE),
+    "resume": (do_resume, tr.RESUME),
+}
+
+
+@pytest.mark.parametrize(("op", "source"), list(itertools.product(OPERATIONS, list(S))))
+def test_every_operation_from_every_status(op, source):
+    run, transition = OPERATIONS[op]
+    job = JobFactory(status=source)
+    allowed = source in transition.sources
+    assert run(job) is allowed
+    job.refresh_from_db()
+    assert job.status == (transition.target if allowed else source)
+
+
+def test_release_is_covered_by_the_machine():
+    # RELEASE (graceful shutdown) is exercised by the runner/shutdown tests.
+    assert (S.RUNNING, S.QUEUED) in tr.ALLOWED and tr.RELEASE.target == S.QUEUED
+
+
+class TestClaim:
+    def test_claim_opens_an_attempt_and_a_lease(self):
+        job = JobFactory()
+        c = tr.claim(job.pk, worker_host="web-1", worker_pid=99, lease_seconds=30)
+        job.refresh_from_db()
+        assert job.status == S.RUNNING and job.attempt_count == 1
+        assert job.lease_owner == "web-1:99" and job.lease_expires_at > timezone.now()
+        assert c.attempt.number == 1 and c.attempt.status == AttemptStatus.RUNNING
+        assert (c.attempt.worker_host, c.attempt.worker_pid) == ("web-1", 99)
+
+    def test_second_claim_of_the_same_id_loses(self):
+        job = JobFactory()
+        assert claim(job) is not None
+        assert claim(job) is None
+        assert Attempt.objects.filter(job=job).count() == 1
+
+    def test_a_job_is_not_claimed_before_run_after(self):
+        job = JobFactory(status=S.RETRYING, run_after=timezone.now() + timedelta(seconds=60))
+        assert claim(job) is None
+        job.refresh_from_db()
+        assert job.status == S.RETRYING
+
+
+class TestOwnership:
+    def test_a_stale_attempt_cannot_finish_a_job_that_moved_on(self):
+        c = running_job()
+        # Another actor released and re-claimed it meanwhile (a reaped lease, say).
+        Job.objects.filter(pk=c.job.pk).update(status=S.QUEUED)
+        newer = claim(c.job)
+        with pytest.raises(tr.LostOwnership):
+            tr.succeed(c, "stale")
+        tr.succeed(newer, "fresh")
+        c.job.refresh_from_db()
+        assert c.job.result == "fresh"
+        assert Attempt.objects.get(pk=c.attempt.pk).status == AttemptStatus.RUNNING
+
+    def test_fail_to_dead_writes_a_dead_letter(self):
+        c = running_job(max_attempts=1)
+        assert tr.fail(c, error(), retry_at=None) == S.DEAD
+        dl = DeadLetter.objects.get(job=c.job)
+        assert (dl.error_class, dl.error_message, dl.attempts) == ("RuntimeError", "boom", 1)
+        c.job.refresh_from_db()
+        assert c.job.last_error == "RuntimeError: boom" and c.job.finished_at is not None
+        assert c.job.lease_owner == "" and c.job.lease_expires_at is None
+
+    def test_fail_to_retry_sets_run_after_and_closes_the_attempt(self):
+        c = running_job()
+        when = timezone.now() + timedelta(seconds=5)
+        assert tr.fail(c, error(), retry_at=when) == S.RETRYING
+        c.job.refresh_from_db()
+        a = Attempt.objects.get(pk=c.attempt.pk)
+        assert c.job.run_after == when and a.retry_at == when
+        assert a.status == AttemptStatus.FAILED and a.traceback == "Traceback ..."
+        assert a.finished_at is not None and a.duration is not None
+        assert not DeadLetter.objects.exists()
+
+
+class TestOperatorActions:
+    def test_cancel_mixed_selection(self):
+        queued, retrying = JobFactory(), JobFactory(status=S.RETRYING)
+        running = running_job().job
+        done = JobFactory(status=S.SUCCEEDED)
+        result = tr.cancel([queued.pk, retrying.pk, running.pk, done.pk])
+        assert set(result.done) == {queued.pk, retrying.pk}
+        assert result.requested == [running.pk]
+        assert result.skipped == [done.pk]
+        running.refresh_from_db()
+        assert running.status == S.RUNNING and running.cancel_requested_at is not None
+
+    def test_requeue_starts_a_new_cycle_keeps_history_and_resolves_the_dead_letter(self):
+        c = running_job(max_attempts=1)
+        tr.fail(c, error(), retry_at=None)
+        user = StaffFactory()
+        other = JobFactory(status=S.RUNNING)
+        result = tr.requeue([c.job.pk, other.pk], by=user, note="fixed the feed")
+        assert result.done == [c.job.pk] and result.skipped == [other.pk]
+        c.job.refresh_from_db()
+        assert c.job.status == S.QUEUED and c.job.attempt_count == 0
+        assert c.job.last_attempt_number == 1  # history kept; next attempt is number 2
+        dl = DeadLetter.objects.get(job=c.job)
+        assert dl.resolved_by == user and dl.note == "fixed the feed"
+        assert claim(c.job).attempt.number == 2
+
+    def test_requeue_in_batches(self, monkeypatch):
+        monkeypatch.setattr(tr, "BULK_BATCH", 3)
+        jobs = [JobFactory(status=S.DEAD) for _ in range(7)] + [JobFactory()]
+        result = tr.requeue([j.pk for j in jobs])
+        assert len(result.done) == 7 and len(result.skipped) == 1
+        assert Job.objects.filter(status=S.QUEUED).count() == 8
+
+    def test_resolve_dead_letters_only_once(self):
+        dl = DeadLetterFactory()
+        user = StaffFactory()
+        assert tr.resolve_dead_letters([dl.pk], by=user, note="known outage") == 1
+        assert tr.resolve_dead_letters([dl.pk], by=user, note="again") == 0
+        dl.refresh_from_db()
+        assert dl.note == "known outage" and dl.resolved_by == user
+        dl.job.refresh_from_db()
+        assert dl.job.status == S.DEAD

@@ -1,0 +1,195 @@
+import os
+import socket
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from jobs import enqueue
+from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus
+from jobs.worker.runner import execute, run_job
+from tests.testapp.models import Effect
+
+pytestmark = pytest.mark.django_db
+S = JobStatus
+
+
+def make_due(job):
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now())
+
+
+def test_success_stores_result_and_closes_the_attempt():
+    job = enqueue("tests.add", 2, b=3)
+    assert run_job(job.pk) == S.SUCCEEDED
+    job.refresh_from_db()
+    assert job.status == S.SUCCEEDED and job.result == 5 and job.finished_at
+    a = job.attempts.get()
+    assert a.status == AttemptStatus.SUCCEEDED and a.duration is not None
+    assert (a.worker_host, a.worker_pid) == (socket.gethostname(), os.getpid())
+    assert job.lease_owner == "" and job.lease_expires_at is None
+
+
+def test_failure_records_class_message_and_traceback_then_retries_after_backoff():
+    job = enqueue("tests.fail_always", "disk <full>")
+    before = timezone.now()
+    assert run_job(job.pk) == S.RETRYING
+    job.refresh_from_db()
+    a = job.attempts.get()
+    assert a.status == AttemptStatus.FAILED
+    assert a.error_class == "RuntimeError" and a.error_message == "disk <full>"
+    assert "Traceback" in a.traceback and "fail_always" in a.traceback
+    assert job.last_error == "RuntimeError: disk <full>"
+    # tests.fail_always backs off up to 1 s (full jitter): due again within it, not before now.
+    assert before <= job.run_after <= timezone.now() + timedelta(seconds=1)
+    assert a.retry_at == job.run_after
+
+
+def test_a_retry_is_not_run_before_its_run_after():
+    job = enqueue("tests.fail_always", "x")
+    run_job(job.pk)
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now() + timedelta(minutes=5))
+    assert run_job(job.pk) is None
+    assert Job.objects.get(pk=job.pk).attempt_count == 1
+
+
+def test_exhausted_attempts_go_dead_with_a_dead_letter():
+    job = enqueue("tests.fail_always", "still broken")
+    statuses = []
+    for _ in range(3):
+        make_due(job)
+        statuses.append(run_job(job.pk))
+    assert statuses == [S.RETRYING, S.RETRYING, S.DEAD]
+    job.refresh_from_db()
+    assert job.status == S.DEAD and job.attempt_count == 3
+    assert list(job.attempts.values_list("number", "status")) == [
+        (1, "failed"), (2, "failed"), (3, "failed")]
+    dl = DeadLetter.objects.get(job=job)
+    assert dl.attempts == 3 and dl.error_message == "still broken" and dl.resolved_at is None
+    make_due(job)
+    assert run_job(job.pk) is None  # dead is final until an operator requeues
+
+
+def test_permanent_error_skips_remaining_retries():
+    job = enqueue("tests.fail_permanent", "card declined")
+    assert run_job(job.pk) == S.DEAD
+    assert DeadLetter.objects.get(job=job).error_class == "jobs.exceptions.PermanentError"
+
+
+def test_success_after_retries():
+    job = enqueue("tests.fail_until", 3)
+    for _ in range(3):
+        make_due(job)
+        run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == S.SUCCEEDED and job.result == 3
+    assert list(job.attempts.values_list("status", flat=True)) == ["failed", "failed", "succeeded"]
+
+
+def test_atomic_task_writes_roll_back_with_a_failure():
+    job = enqueue("tests.write_then_fail", "charge-1")
+    assert run_job(job.pk) == S.DEAD
+    assert not Effect.objects.filter(key="charge-1").exists()
+
+
+def test_non_atomic_task_keeps_its_writes_and_still_records_the_failure():
+    job = enqueue("tests.write_then_fail_non_atomic", "charge-2")
+    assert run_job(job.pk) == S.DEAD
+    assert Effect.objects.filter(key="charge-2").exists()
+
+
+def test_result_that_cannot_be_stored_is_a_failure_and_rolls_back():
+    job = enqueue("tests.unserializable_result", "r-1")
+    assert run_job(job.pk) == S.RETRYING
+    a = Job.objects.get(pk=job.pk).attempts.get()
+    assert a.error_class == "TypeError" and "cannot be stored as JSON" in a.error_message
+    assert not Effect.objects.filter(key="r-1").exists()
+
+
+def test_unknown_task_in_the_worker_is_recorded_not_raised():
+    job = enqueue("tests.add", 1, 2)
+    Job.objects.filter(pk=job.pk).update(task_name="tests.removed_in_this_deploy")
+    execute(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == S.RETRYING
+    assert "tests.removed_in_this_deploy" in job.attempts.get().error_message
+
+
+def test_success_is_written_in_the_same_transaction_as_the_task(django_assert_num_queries):
+    job = enqueue("tests.write_effect", "welcome-1")
+    run_job(job.pk)
+    effect = Effect.objects.get(key="welcome-1")
+    assert effect.job_id == job.pk
+    assert Job.objects.get(pk=job.pk).status == S.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runners_racing_for_one_job_id_run_it_once(on_postgres):
+    job = enqueue("tests.write_effect", "race-1")
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def runner():
+        try:
+            barrier.wait()
+            outcomes.append(run_job(job.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes, key=str) == sorted([S.SUCCEEDED, None], key=str)
+    assert Effect.objects.filter(key="race-1").count() == 1
+    assert Attempt.objects.filter(job=job).count() == 1
+
+
+# --- timeouts, cancel ------------------------------------------------------------
+
+
+def test_an_overrunning_attempt_is_stopped_and_recorded_as_timed_out():
+    job = enqueue("tests.times_out", 5.0)  # task timeout 1 s, 2 attempts
+    started = timezone.now()
+    assert run_job(job.pk) == S.RETRYING
+    a = Job.objects.get(pk=job.pk).attempts.get()
+    assert a.status == AttemptStatus.TIMED_OUT
+    assert "timeout of 1 s" in a.error_message
+    assert (a.finished_at - started).total_seconds() < 3
+    make_due(job)
+    assert run_job(job.pk) == S.DEAD
+    assert DeadLetter.objects.get(job=job).error_class == "TimeoutError"
+
+
+def test_a_cancelled_queued_job_never_starts():
+    from jobs.core.transitions import cancel
+
+    job = enqueue("tests.write_effect", "never-sent")
+    assert cancel([job.pk]).done == [job.pk]
+    assert run_job(job.pk) is None
+    job.refresh_from_db()
+    assert job.status == S.CANCELLED and not job.attempts.exists()
+    assert not Effect.objects.filter(key="never-sent").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_job_stops_at_its_next_safe_point_when_cancelled(settings):
+    from jobs.core.transitions import cancel
+
+    settings.JOBS = {**settings.JOBS, "LEASE_SECONDS": 0.3}  # heartbeat every 0.1 s
+    job = enqueue("tests.cooperative", 10.0, key="half-done")
+    canceller = threading.Timer(0.3, lambda: (cancel([job.pk]), connection.close()))
+    canceller.start()
+    started = timezone.now()
+    try:
+        assert run_job(job.pk) == S.CANCELLED
+    finally:
+        canceller.join()
+    job.refresh_from_db()
+    assert job.status == S.CANCELLED and job.finished_at is not None
+    a = job.attempts.get()
+    assert a.status == AttemptStatus.CANCELLED
+    assert (a.finished_at - started).total_seconds() < 2
+    assert not Effect.objects.filter(key="half-done").exists()
