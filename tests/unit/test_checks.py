@@ -2,7 +2,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from jobs.checks import check_cluster_settings
+from jobs.checks import check_cluster_settings, check_jobs_settings
+from jobs.core.registry import _registry, task
 
 
 def ids(errors):
@@ -11,6 +12,33 @@ def ids(errors):
 
 def test_shipped_settings_pass():
     assert check_cluster_settings() == []
+    assert check_jobs_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("jobs_overrides", "expected", "variable"),
+    [
+        ({"DEFAULT_TIMEOUT": 0}, "jobs.E006", "JOBS_DEFAULT_TIMEOUT"),
+        ({"DEFAULT_TIMEOUT": -5}, "jobs.E006", "JOBS_DEFAULT_TIMEOUT"),
+        ({"DEFAULT_MAX_ATTEMPTS": 0}, "jobs.E006", "JOBS_DEFAULT_MAX_ATTEMPTS"),
+        ({"DEFAULT_QUEUE": ""}, "jobs.E007", "JOBS_DEFAULT_QUEUE"),
+        ({"DEFAULT_QUEUE": "   "}, "jobs.E007", "JOBS_DEFAULT_QUEUE"),
+        ({"QUEUES": ["default", ""]}, "jobs.E007", "JOBS_QUEUES"),
+        ({"DEFAULT_TIMEOUT": "ten"}, "jobs.E010", "JOBS_DEFAULT_TIMEOUT"),
+        ({"DEFAULT_TIMEOUT": 2.5}, "jobs.E010", "JOBS_DEFAULT_TIMEOUT"),
+        ({"QUEUES": "reports"}, "jobs.E010", "JOBS_QUEUES"),
+        ({"DEFAULT_TIMEOUTS": 60}, "jobs.E011", "DEFAULT_TIMEOUTS"),
+    ],
+)
+def test_settings_no_job_could_work_with_stop_check_and_name_the_variable(
+    settings, jobs_overrides, expected, variable
+):
+    settings.JOBS = {**settings.JOBS, **jobs_overrides}
+    errors = check_jobs_settings()
+    assert ids(errors) == [expected]
+    assert variable in errors[0].msg + (errors[0].hint or "")
+    with pytest.raises(SystemCheckError, match=expected):
+        call_command("check")
 
 
 @pytest.mark.parametrize(
@@ -36,8 +64,6 @@ def test_settings_that_could_deliver_a_job_twice_are_refused(
 
 
 def test_a_task_timeout_longer_than_django_q2s_is_caught(settings):
-    from jobs.core.registry import _registry, task
-
     @task(name="tests.very_long", timeout=5000)
     def very_long():
         return None

@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs import enqueue
+from jobs.core import transitions
 from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus
 from jobs.worker.runner import execute, run_job
 from tests.testapp.models import Effect
@@ -116,11 +118,24 @@ def test_unknown_task_in_the_worker_is_recorded_not_raised():
     assert "tests.removed_in_this_deploy" in job.attempts.get().error_message
 
 
-def test_success_is_written_in_the_same_transaction_as_the_task(django_assert_num_queries):
+def test_success_is_written_in_the_same_transaction_as_the_task():
+    """The task's INSERT and the job's 'succeeded' UPDATE sit inside one savepoint
+    (the test's own transaction wraps the worker's, so its atomic block is a
+    savepoint): they commit together or not at all."""
     job = enqueue("tests.write_effect", "welcome-1")
-    run_job(job.pk)
-    effect = Effect.objects.get(key="welcome-1")
-    assert effect.job_id == job.pk
+    with CaptureQueriesContext(connection) as captured:
+        run_job(job.pk)
+    sql = [q["sql"] for q in captured.captured_queries]
+    effect = next(i for i, q in enumerate(sql) if q.startswith('INSERT INTO "testapp_effect"'))
+    succeeded = next(i for i, q in enumerate(sql)
+                     if q.startswith('UPDATE "jobs_job"') and "'succeeded'" in q)
+    opened = [i for i, q in enumerate(sql[:effect]) if q.startswith("SAVEPOINT")]
+    assert opened, "the task did not run inside a transaction"
+    name = sql[opened[-1]].split()[-1]
+    released = next(i for i, q in enumerate(sql) if q == f"RELEASE SAVEPOINT {name}")
+    assert effect < succeeded < released
+    assert not any(q == f"ROLLBACK TO SAVEPOINT {name}" for q in sql)
+    assert Effect.objects.get(key="welcome-1").job_id == job.pk
     assert Job.objects.get(pk=job.pk).status == S.SUCCEEDED
 
 
@@ -193,3 +208,33 @@ def test_a_running_job_stops_at_its_next_safe_point_when_cancelled(settings):
     assert a.status == AttemptStatus.CANCELLED
     assert (a.finished_at - started).total_seconds() < 2
     assert not Effect.objects.filter(key="half-done").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reaped_attempt_stops_at_its_next_safe_point_and_writes_nothing(settings):
+    """A worker that was frozen past its lease and reaped must not do the work twice:
+    its heartbeat finds the job gone, and the task stops at its next safe point."""
+    settings.JOBS = {**settings.JOBS, "LEASE_SECONDS": 0.3}  # heartbeat every 0.1 s
+    job = enqueue("tests.cooperative", 10.0, key="zombie-effect")
+
+    def reap() -> None:  # what the reaper writes once it believes the worker dead
+        row = Job.objects.get(pk=job.pk)
+        attempt = Attempt.objects.get(job_id=job.pk, number=row.last_attempt_number)
+        transitions.fail(transitions.Claimed(job=row, attempt=attempt),
+                         transitions.ErrorInfo("WorkerLost", "simulated"),
+                         retry_at=timezone.now() + timedelta(hours=1),
+                         attempt_status=AttemptStatus.LOST)
+        connection.close()
+
+    reaper = threading.Timer(0.3, reap)
+    reaper.start()
+    started = timezone.now()
+    try:
+        assert run_job(job.pk) is None  # the outcome belongs to nobody: nothing recorded
+    finally:
+        reaper.join()
+    assert (timezone.now() - started).total_seconds() < 3  # not the task's 10 s
+    job.refresh_from_db()
+    assert job.status == S.RETRYING
+    assert job.attempts.get().status == AttemptStatus.LOST
+    assert not Effect.objects.filter(key="zombie-effect").exists()

@@ -1,3 +1,7 @@
+import os
+import signal
+import threading
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -7,6 +11,7 @@ from jobs.core import transitions
 from jobs.exceptions import TaskRegistrationError
 from jobs.models import AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
 from jobs.ops.presentation import job_progress
+from jobs.worker import runner
 from jobs.worker.runner import run_job
 from tests.cluster import wait_for
 from tests.testapp.models import Effect
@@ -190,3 +195,27 @@ def test_demo_catalog_import_dies_at_transform_and_resumes_with_a_raised_limit()
     transitions.resume([job.pk])
     assert run_job(job.pk) == S.SUCCEEDED
     assert Job.objects.get(pk=job.pk).result == {"published": 1197}
+
+
+def test_a_shutdown_interrupt_inside_a_step_gives_it_back_pending_not_failed(monkeypatch):
+    """SIGUSR1 (grace period over) mid-step: the job is released and the step did not
+    fail; the next attempt runs it first, and the earlier step is not run again."""
+    job = enqueue("tests.crash_in_step2", 10.0)  # step "two" sleeps on attempt 1
+    previous = {sig: signal.getsignal(sig) for sig in (runner.DRAIN_SIGNAL,
+                                                        runner.INTERRUPT_SIGNAL)}
+    monkeypatch.setattr(runner._state, "draining", False)
+    runner.install_worker_signal_handlers()
+    interrupt = threading.Timer(0.5, os.kill, (os.getpid(), runner.INTERRUPT_SIGNAL))
+    interrupt.start()
+    try:
+        assert run_job(job.pk) == S.QUEUED
+    finally:
+        interrupt.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        runner._state.draining = False
+    assert steps_of(job) == [("one", StepStatus.SUCCEEDED, 1), ("two", StepStatus.PENDING, 1)]
+    attempt = Job.objects.get(pk=job.pk).attempts.get()
+    assert attempt.status == AttemptStatus.INTERRUPTED
+    assert run_job(job.pk) == S.SUCCEEDED
+    assert runs_of(job, "one") == 1 and runs_of(job, "two") == 1
