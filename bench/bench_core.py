@@ -90,9 +90,17 @@ def child_env(db: str, impl: str) -> dict[str, str]:
 
 
 def prepare_database(db: str) -> None:
+    """A new, empty database for every run, so no earlier run (or schema) skews it."""
     if db == "sqlite":
         for suffix in ("", "-wal", "-shm"):
             Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
+    else:
+        import psycopg
+
+        server, name = PG_URL.rsplit("/", 1)
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
     subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
         cwd=ROOT, env=child_env(db, "ours"), check=True,
