@@ -35,8 +35,14 @@ def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             f"JOBS has unknown key(s) {unknown}: they would be ignored.",
             hint=f"Known settings: {sorted(DEFAULTS)}.", id="jobs.E011",
         ))
-    for key, value in (("DEFAULT_TIMEOUT", js.default_timeout),
-                       ("DEFAULT_MAX_ATTEMPTS", js.default_max_attempts)):
+    positive = (("DEFAULT_TIMEOUT", js.default_timeout),
+                ("DEFAULT_MAX_ATTEMPTS", js.default_max_attempts),
+                ("MAX_ARGUMENTS_BYTES", js.max_arguments_bytes),
+                ("MAX_RESULT_BYTES", js.max_result_bytes),
+                ("MAX_ERROR_CHARS", js.max_error_chars),
+                ("MAX_TRACEBACK_CHARS", js.max_traceback_chars),
+                ("MAX_DELAY_DAYS", js.max_delay_days))
+    for key, value in positive:
         if value <= 0:
             errors.append(Error(
                 f"{_name(key)} is {value}: it must be at least 1, or every job would "

@@ -53,6 +53,15 @@ DEFAULTS: dict[str, Any] = {
     # The jobs.dead_letter_alert schedule mails ADMINS (once a day) about
     # unresolved dead letters older than this.
     "DEAD_LETTER_ALERT_HOURS": 24.0,
+    # Size limits, so one job cannot fill the database or a page: a job's
+    # arguments and its result as JSON, and an attempt's error message and
+    # traceback (cut with a marker saying how much was cut).
+    "MAX_ARGUMENTS_BYTES": 1_000_000,
+    "MAX_RESULT_BYTES": 1_000_000,
+    "MAX_ERROR_CHARS": 4_000,
+    "MAX_TRACEBACK_CHARS": 32_000,
+    # The furthest into the future a job may be scheduled.
+    "MAX_DELAY_DAYS": 3650,
 }
 
 
@@ -73,6 +82,11 @@ class JobsSettings:
     maintenance_tick_seconds: float
     retention_days: int
     dead_letter_alert_hours: float
+    max_arguments_bytes: int
+    max_result_bytes: int
+    max_error_chars: int
+    max_traceback_chars: int
+    max_delay_days: int
 
     def served_queues(self) -> tuple[str, ...]:
         return self.queues or (self.default_queue,)

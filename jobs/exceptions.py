@@ -51,3 +51,17 @@ class NotInTransaction(JobsError, RuntimeError):
 
 class InvalidOperationKey(JobsError, ValueError):
     """An operation key is empty or longer than the column holds."""
+
+
+class UnstorableValue(JobsError, ValueError):
+    """A value cannot be stored exactly as given (not plain JSON, bad text, too deep or
+    too large); the message names where and the rule."""
+
+
+class IdempotencyConflict(JobsError):
+    """The idempotency key already belongs to a job of another task or with other
+    arguments: returning that job would answer a different question."""
+
+    def __init__(self, message: str, existing_job_id: object = None) -> None:
+        super().__init__(message)
+        self.existing_job_id = existing_job_id

@@ -10,6 +10,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -24,8 +25,14 @@ from jobs.core.registry import (
     get_task,
     is_registered,
 )
-from jobs.core.serialization import stored_json
-from jobs.exceptions import InvalidJobArguments, InvalidJobOption, UnknownTaskError
+from jobs.core.serialization import check_json, check_text, stored_json
+from jobs.exceptions import (
+    IdempotencyConflict,
+    InvalidJobArguments,
+    InvalidJobOption,
+    UnknownTaskError,
+    UnstorableValue,
+)
 from jobs.models import Job, Step
 
 
@@ -44,8 +51,11 @@ def enqueue(
     """Create a job and return it at once; a cluster runs it after commit.
 
     Inside a transaction the job is part of it: roll back and the job never
-    existed, so it can never run. With an `idempotency_key`, a second call
-    returns the first job instead of creating another.
+    existed, so it can never run. With an `idempotency_key`, a second call for
+    the same task and arguments returns the first job instead of creating
+    another; the same key for anything else raises IdempotencyConflict.
+    Every refusal happens before the INSERT, so the caller's transaction stays
+    usable.
     """
     t = task_or_name if isinstance(task_or_name, Task) else get_task(task_or_name)
     if isinstance(task_or_name, Task) and not is_registered(t):
@@ -55,8 +65,7 @@ def enqueue(
         t.signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise InvalidJobArguments(f"Arguments do not fit task {t.name!r}: {exc}") from None
-    json_args = [json_value(a, f"args[{i}]", t.name) for i, a in enumerate(args)]
-    json_kwargs = {k: json_value(v, f"kwargs[{k!r}]", t.name) for k, v in kwargs.items()}
+    json_args, json_kwargs = stored_arguments(t.name, list(args), kwargs)
 
     now = timezone.now()
     fields: dict[str, Any] = {
@@ -70,7 +79,7 @@ def enqueue(
         ),
         "run_after": _check_run_after(run_after, now),
         "created_at": now,
-        "enqueued_by": enqueued_by if getattr(enqueued_by, "pk", None) else None,
+        "enqueued_by": _check_enqueued_by(enqueued_by),
     }
     if idempotency_key is None:
         return _create(t, fields)
@@ -78,7 +87,7 @@ def enqueue(
     key = _check_idempotency_key(idempotency_key)
     existing = Job.objects.filter(idempotency_key=key).first()
     if existing is not None:
-        return existing
+        return _same_job(existing, t, fields)
     try:
         # A savepoint, so losing the race does not poison the caller's transaction.
         with transaction.atomic():
@@ -87,7 +96,36 @@ def enqueue(
         existing = Job.objects.filter(idempotency_key=key).first()
         if existing is None:
             raise
-        return existing
+        return _same_job(existing, t, fields)
+
+
+def _same_job(existing: Job, t: Task, fields: dict[str, Any]) -> Job:
+    """The job a repeated key refers to, if it is the same work; a conflict otherwise.
+
+    The same work is the same task called with the same arguments, however they
+    were passed (`f(1, 2)` and `f(1, b=2)` are one call).
+    """
+    def call(args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            bound = t.signature.bind(*args, **kwargs)
+        except TypeError:  # the stored job predates a signature change
+            return None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    theirs, mine = call(existing.args, existing.kwargs), call(fields["args"], fields["kwargs"])
+    same = existing.task_name == t.name and (
+        theirs == mine if theirs is not None and mine is not None
+        else (existing.args, existing.kwargs) == (fields["args"], fields["kwargs"])
+    )
+    if not same:
+        raise IdempotencyConflict(
+            f"idempotency_key {existing.idempotency_key!r} already belongs to job "
+            f"{existing.pk} ({existing.task_name} with other arguments or another task); "
+            "use a key that names this work, e.g. f\"{task}:{object id}\"",
+            existing_job_id=existing.pk,
+        )
+    return existing
 
 
 def _create(t: Task, fields: dict[str, Any]) -> Job:
@@ -102,33 +140,50 @@ def _create(t: Task, fields: dict[str, Any]) -> Job:
     return job
 
 
-def json_value(value: Any, where: str, task_name: str) -> Any:
-    """Return the value as it will come back out of the database, or refuse it.
+def stored_arguments(
+    task_name: str, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments as they will come back out of the database, or InvalidJobArguments.
 
-    The round trip is strict (no default= hook, no NaN): a task must receive
-    what it was given, not a lossy stand-in such as a stringified datetime.
+    Strict (see jobs.core.serialization): a task must receive exactly what it
+    was given, not a lossy stand-in such as a stringified datetime or a key
+    turned into a string, and the arguments of one job are bounded in size.
     """
+    limit = conf.get().max_arguments_bytes
+    what = f"the arguments of task {task_name!r}"
+    items = [(f"args[{i}]", a) for i, a in enumerate(args)]
+    items += [(f"kwargs[{k!r}]", v) for k, v in kwargs.items()]
     try:
-        return stored_json(value, f"{where} of task {task_name!r}")
-    except TypeError as exc:
-        raise InvalidJobArguments(
-            f"{exc}. Pass plain data (str, int, float, bool, None, list, dict), "
-            "e.g. an id instead of a model instance."
-        ) from None
+        check_json(items, what, limit)
+        stored = stored_json([args, kwargs], what, limit)
+    except UnstorableValue as exc:
+        raise InvalidJobArguments(f"{exc} (task {task_name!r})") from None
+    return stored[0], stored[1]
 
 
 def _check_run_after(value: Any, now: datetime) -> datetime:
+    latest = timedelta(days=conf.get().max_delay_days)
     if value is None:
         return now
     if isinstance(value, timedelta):
         if value < timedelta(0):
             raise InvalidJobOption(f"run_after must not be a negative delay, got {value!r}")
+        if value > latest:
+            raise InvalidJobOption(
+                f"run_after is a delay of {value.days} days; the limit is {latest.days} "
+                "(JOBS['MAX_DELAY_DAYS'])"
+            )
         return now + value
     if isinstance(value, datetime):
         if timezone.is_naive(value):
             raise InvalidJobOption(
                 f"run_after must be timezone-aware, got naive {value!r} "
                 "(use django.utils.timezone.now() or attach a tzinfo)"
+            )
+        if value - now > latest:
+            raise InvalidJobOption(
+                f"run_after {value.isoformat()} is more than {latest.days} days ahead "
+                "(JOBS['MAX_DELAY_DAYS'])"
             )
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -139,13 +194,32 @@ def _check_run_after(value: Any, now: datetime) -> datetime:
     raise InvalidJobOption(f"run_after takes a datetime or a timedelta, got {value!r}")
 
 
+def _check_enqueued_by(user: Any) -> Any:
+    """A saved user, or None: anything else would fail the caller's COMMIT later."""
+    if user is None:
+        return None
+    model = get_user_model()
+    if not isinstance(user, model):
+        raise InvalidJobOption(
+            f"enqueued_by must be a {model.__name__} or None, got {type(user).__name__}"
+        )
+    if user.pk is None or not model._default_manager.filter(pk=user.pk).exists():
+        raise InvalidJobOption(
+            f"enqueued_by must be a saved {model.__name__}; {user!r} is not in the database"
+        )
+    return user
+
+
 def _check_idempotency_key(key: Any) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidJobOption(
             f"idempotency_key must be a non-empty string of at most {MAX_IDEMPOTENCY_KEY} "
             f"characters, got {key!r}"
         )
-    return key
+    try:
+        return check_text(key, "idempotency_key")
+    except UnstorableValue as exc:
+        raise InvalidJobOption(str(exc)) from None
 
 
 def validate_task_call(task_name: str, args: Any, kwargs: Any) -> dict[str, list[str]]:
@@ -172,10 +246,10 @@ def validate_task_call(task_name: str, args: Any, kwargs: Any) -> dict[str, list
     except TypeError as exc:
         field = "kwargs" if "keyword" in str(exc) or "multiple values" in str(exc) else "args"
         return {field: [f"Arguments do not fit task {task.name!r}: {exc}"]}
-    for field, values in (("args", dict(enumerate(args))), ("kwargs", kwargs)):
-        for key, value in values.items():
-            try:
-                json_value(value, f"{field}[{key!r}]", task.name)
-            except InvalidJobArguments as exc:
-                errors.setdefault(field, []).append(str(exc))
+    for field, values in (("args", args), ("kwargs", kwargs)):
+        try:
+            stored_arguments(task.name, values if field == "args" else [],
+                             values if field == "kwargs" else {})
+        except InvalidJobArguments as exc:
+            errors[field] = [str(exc)]
     return errors

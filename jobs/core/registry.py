@@ -13,7 +13,14 @@ from typing import Any
 
 from jobs import conf
 from jobs.core.retry import Backoff
-from jobs.exceptions import InvalidJobOption, StepError, TaskRegistrationError, UnknownTaskError
+from jobs.core.serialization import check_text
+from jobs.exceptions import (
+    InvalidJobOption,
+    StepError,
+    TaskRegistrationError,
+    UnknownTaskError,
+    UnstorableValue,
+)
 
 # Keyword names enqueue() keeps for itself; a task may not take them.
 ENQUEUE_OPTIONS = frozenset(
@@ -21,6 +28,7 @@ ENQUEUE_OPTIONS = frozenset(
 )
 PRIORITY_RANGE = (-1000, 1000)
 MAX_QUEUE_NAME = 64
+MAX_TASK_NAME = 200
 MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -84,6 +92,10 @@ def task(
 
     def register(fn: Callable[..., Any]) -> Task:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        if not task_name or len(task_name) > MAX_TASK_NAME or "\x00" in task_name:
+            raise TaskRegistrationError(
+                f"a task name is 1 to {MAX_TASK_NAME} characters without NUL, got {task_name!r}"
+            )
         clash = ENQUEUE_OPTIONS & set(inspect.signature(fn).parameters)
         if clash:
             raise TaskRegistrationError(
@@ -169,7 +181,10 @@ def check_queue(queue: Any) -> str:
             f"queue must be a non-empty string of at most {MAX_QUEUE_NAME} characters, "
             f"got {queue!r}"
         )
-    return queue
+    try:
+        return check_text(queue, "queue")
+    except UnstorableValue as exc:
+        raise InvalidJobOption(str(exc)) from None
 
 
 def check_priority(priority: Any) -> int:

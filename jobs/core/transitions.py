@@ -24,6 +24,8 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from jobs import conf
+from jobs.core.serialization import describe, storable_text
 from jobs.exceptions import LostOwnership
 from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
 
@@ -60,9 +62,24 @@ BULK_BATCH = 500
 
 @dataclass(frozen=True)
 class ErrorInfo:
+    """An error as it will be stored: always storable, however hostile the exception.
+
+    NULs and lone surrogates cannot reach the database, a message or traceback
+    is cut to its limit with a marker, and an exception whose __str__ raises is
+    named by a placeholder: a failure must never turn into "worker lost"
+    because its own description could not be written.
+    """
+
     error_class: str
     message: str
     traceback: str = ""
+
+    def __post_init__(self) -> None:
+        js = conf.get()
+        object.__setattr__(self, "error_class", storable_text(self.error_class, 255))
+        object.__setattr__(self, "message", storable_text(self.message, js.max_error_chars))
+        object.__setattr__(self, "traceback",
+                           storable_text(self.traceback, js.max_traceback_chars))
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
@@ -70,15 +87,19 @@ class ErrorInfo:
         name = kind.__qualname__ if kind.__module__ == "builtins" else (
             f"{kind.__module__}.{kind.__qualname__}"
         )
-        return cls(
-            error_class=name,
-            message=str(exc),
-            traceback="".join(tb.format_exception(exc)),
-        )
+        return cls(error_class=name, message=describe(exc), traceback=_traceback(exc))
 
     @property
     def summary(self) -> str:
         return f"{self.error_class}: {self.message}" if self.message else self.error_class
+
+
+def _traceback(exc: BaseException) -> str:
+    try:
+        return "".join(tb.format_exception(exc))
+    except Exception:  # noqa: BLE001 - formatting calls the exception's own __str__
+        frames = "".join(tb.format_tb(exc.__traceback__))
+        return f"Traceback (most recent call last):\n{frames}{describe(exc)}"
 
 
 @dataclass

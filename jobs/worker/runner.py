@@ -108,14 +108,17 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
 
 def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None:
     job = claimed.job
-    timeout = task.timeout or conf.get().default_timeout
+    settings = conf.get()
+    timeout = task.timeout or settings.default_timeout
     try:
         if task.atomic:
             with transaction.atomic():
-                result = stored_json(_invoke(task, job.args, job.kwargs, timeout), RESULT)
+                value = _invoke(task, job.args, job.kwargs, timeout)
+                result = stored_json(value, RESULT, settings.max_result_bytes)
                 transitions.succeed(claimed, result)
         else:
-            result = stored_json(_invoke(task, job.args, job.kwargs, timeout), RESULT)
+            value = _invoke(task, job.args, job.kwargs, timeout)
+            result = stored_json(value, RESULT, settings.max_result_bytes)
             transitions.succeed(claimed, result)
     except (LostOwnership, AttemptLost):
         logger.warning("job %s was taken from attempt %s (reaped or cancelled); "
@@ -132,7 +135,8 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
                        JobStatus.CANCELLED)
     except WorkerInterrupted:
         return _settle(lambda: transitions.release(claimed), claimed, JobStatus.QUEUED)
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from task code
+        # Whatever the task raised is its failure, recorded as such; the worker goes on.
         return _record_failure(claimed, exc, task, ctx)
     logger.info("job %s (%s) succeeded on attempt %s", job.pk, job.task_name,
                 claimed.attempt.number)

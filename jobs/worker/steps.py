@@ -25,6 +25,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
+from jobs import conf
 from jobs.core import transitions
 from jobs.core.context import JobContext
 from jobs.core.serialization import stored_json
@@ -89,7 +90,8 @@ class Steps:
             with transaction.atomic():
                 with step_deadline(step.timeout, name):
                     value = fn(*args, **call_kwargs)
-                result = stored_json(value, f"the result of step {name!r}")
+                result = stored_json(value, f"the result of step {name!r}",
+                                     conf.get().max_result_bytes)
                 transitions.checkpoint_step(ctx.job_id, ctx.attempt_number, step.pk, result)
         except WorkerInterrupted:
             raise  # not a failure: the release puts the step back to pending
@@ -133,7 +135,8 @@ def _declare(
     if timeout is not None and step.timeout is None:
         changes["timeout"] = timeout
     if limits and not step.limits:
-        changes["limits"] = stored_json(limits, f"the limits of step {name!r}")
+        changes["limits"] = stored_json(limits, f"the limits of step {name!r}",
+                                        conf.get().max_arguments_bytes)
     if changes:
         Step.objects.filter(pk=step.pk).update(**changes)
         for key, value in changes.items():

@@ -1,9 +1,10 @@
 import datetime as dt
 import math
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
@@ -11,6 +12,7 @@ from jobs.core.enqueue import enqueue
 from jobs.core.registry import get_task, registered_tasks, task
 from jobs.core.retry import Backoff
 from jobs.exceptions import (
+    IdempotencyConflict,
     InvalidJobArguments,
     InvalidJobOption,
     TaskRegistrationError,
@@ -121,11 +123,20 @@ class TestEnqueue:
         with pytest.raises(InvalidJobArguments, match="id instead of a model instance"):
             enqueue("tests.add", job, 2)
 
-    def test_idempotency_key_returns_the_first_job(self):
+    def test_idempotency_key_returns_the_first_job_for_the_same_work(self):
         first = enqueue("tests.add", 1, 2, idempotency_key="order-1")
-        second = enqueue("tests.add", 5, 5, idempotency_key="order-1")
+        second = enqueue("tests.add", 1, b=2, idempotency_key="order-1")
         assert second.pk == first.pk
         assert Job.objects.count() == 1
+
+    @pytest.mark.parametrize(("task", "args"), [("tests.add", (5, 5)), ("tests.noop", ())])
+    def test_an_idempotency_key_of_other_work_is_a_conflict_not_the_first_job(self, task, args):
+        first = enqueue("tests.add", 1, 2, idempotency_key="order-1")
+        with transaction.atomic():
+            with pytest.raises(IdempotencyConflict, match=str(first.pk)) as refused:
+                enqueue(task, *args, idempotency_key="order-1")
+            assert Job.objects.count() == 1  # the caller's transaction is still usable
+        assert refused.value.existing_job_id == first.pk
 
 
 @pytest.mark.django_db(transaction=True)
@@ -177,3 +188,87 @@ class TestTransactionalEnqueue:
         assert errors == []
         assert len(set(ids)) == 1 and len(ids) == 6
         assert Job.objects.filter(idempotency_key="signup-7").count() == 1
+
+
+class TestRefusalsBeforeAnySql:
+    """Every refusal names the argument and the rule, writes nothing, and leaves the
+    caller's transaction usable (on PostgreSQL a failed statement would poison it)."""
+
+    @pytest.mark.parametrize(
+        ("args", "kwargs", "message"),
+        [
+            (("a\x00b", 1), {}, r"args\[0\] contains a NUL character"),
+            (("ok",), {"b": ["x", "\ud800"]}, r"kwargs\['b'\]\[1\] contains the lone surrogate"),
+            (({1: "a", "1": "b"}, 1), {}, r"args\[0\] has the key 1 \(int\)"),
+            (({"k\x00": 1}, 1), {}, r"the key 'k\\x00' of args\[0\] contains a NUL"),
+            (((1, 2), 1), {}, r"args\[0\] is a tuple.*pass a list"),
+            ((1.5, 10 ** 5000), {}, r"args\[1\] is an integer of more than 4300 digits"),
+        ],
+    )
+    def test_values_that_would_not_come_back_unchanged(self, args, kwargs, message):
+        with transaction.atomic():
+            with pytest.raises(InvalidJobArguments, match=message):
+                enqueue("tests.add", *args, **kwargs)
+            assert Job.objects.count() == 0  # a further query in the same atomic() works
+
+    def test_nesting_deeper_than_the_limit_is_refused_without_recursion_error(self):
+        deep: list = []
+        for _ in range(10_000):
+            deep = [deep]
+        with pytest.raises(InvalidJobArguments, match=r"nested more than 64 levels"):
+            enqueue("tests.add", deep, 1)
+        assert enqueue("tests.add", [[[[1]]]], 1).args == [[[[[1]]]], 1]
+
+    def test_arguments_over_the_size_limit_are_refused_at_once(self, settings):
+        settings.JOBS = {**settings.JOBS, "MAX_ARGUMENTS_BYTES": 1000}
+        with pytest.raises(InvalidJobArguments, match=r"larger than the limit of 1,000 bytes"):
+            enqueue("tests.add", "x" * 600, "y" * 600)
+        with pytest.raises(InvalidJobArguments, match=r"larger than the limit"):
+            enqueue("tests.add", list(range(10_000_000)), 1)  # stops early, not after 80 MB
+        assert Job.objects.count() == 0
+
+    def test_the_exact_size_counts_utf8_bytes(self, settings):
+        settings.JOBS = {**settings.JOBS, "MAX_ARGUMENTS_BYTES": 1000}
+        with pytest.raises(InvalidJobArguments, match=r"larger than the limit"):
+            enqueue("tests.add", "é" * 600, 1)  # 600 characters, 1,200 bytes
+        assert enqueue("tests.add", "e" * 600, 1).args[0] == "e" * 600
+
+    @pytest.mark.parametrize(
+        ("run_after", "message"),
+        [
+            (timedelta(days=10 ** 6), r"delay of 1000000 days; the limit is 3650"),
+            (datetime(9999, 12, 31, tzinfo=UTC), r"more than 3650 days ahead"),
+        ],
+    )
+    def test_run_after_out_of_range(self, run_after, message):
+        with transaction.atomic():
+            with pytest.raises(InvalidJobOption, match=message):
+                enqueue("tests.add", 1, 2, run_after=run_after)
+            assert Job.objects.count() == 0
+
+    def test_enqueued_by_must_be_a_saved_user(self):
+        unsaved = get_user_model()(username="ghost")
+        with transaction.atomic():
+            with pytest.raises(InvalidJobOption, match="must be a saved User"):
+                enqueue("tests.add", 1, 2, enqueued_by=unsaved)
+            with pytest.raises(InvalidJobOption, match="must be a User or None, got str"):
+                enqueue("tests.add", 1, 2, enqueued_by="alice")
+            saved = get_user_model().objects.create(username="alice")
+            assert enqueue("tests.add", 1, 2, enqueued_by=saved).enqueued_by_id == saved.pk
+
+    def test_a_deleted_user_is_refused_rather_than_failing_the_callers_commit(self):
+        user = get_user_model().objects.create(username="gone")
+        get_user_model().objects.filter(pk=user.pk).delete()
+        with pytest.raises(InvalidJobOption, match="is not in the database"):
+            enqueue("tests.add", 1, 2, enqueued_by=user)
+
+    @pytest.mark.parametrize(
+        ("option", "value", "message"),
+        [
+            ("queue", "re\x00ports", "queue contains a NUL"),
+            ("idempotency_key", "key\x00", "idempotency_key contains a NUL"),
+        ],
+    )
+    def test_option_text_the_database_cannot_store(self, option, value, message):
+        with pytest.raises(InvalidJobOption, match=message):
+            enqueue("tests.add", 1, 2, **{option: value})

@@ -161,7 +161,7 @@ class TestValidation:
             ({"args": [1]}, "args", "missing a required argument"),
             ({"args": [1, 2, 3]}, "args", "too many positional"),
             ({"args": [1, 2], "kwargs": {"c": 3}}, "kwargs", "unexpected keyword"),
-            ({"args": [1, math.nan]}, "args", "cannot be stored as JSON"),
+            ({"args": [1, math.nan]}, "args", "which JSON cannot represent"),
             ({"args": [1], "kwargs": {"b": {1, 2}}}, "kwargs", "cannot be stored as JSON"),
             ({"args": {"a": 1}}, "args", "must be a JSON list"),
             ({"kwargs": ["b"]}, "kwargs", "must be a JSON object"),

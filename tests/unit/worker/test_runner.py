@@ -105,7 +105,9 @@ def test_result_that_cannot_be_stored_is_a_failure_and_rolls_back():
     job = enqueue("tests.unserializable_result", "r-1")
     assert run_job(job.pk) == S.RETRYING
     a = Job.objects.get(pk=job.pk).attempts.get()
-    assert a.error_class == "TypeError" and "cannot be stored as JSON" in a.error_message
+    assert a.error_class == "jobs.exceptions.UnstorableValue"
+    assert a.error_message.startswith("the task's result is a ")
+    assert "cannot be stored as JSON" in a.error_message
     assert not Effect.objects.filter(key="r-1").exists()
 
 
