@@ -18,7 +18,7 @@ class JobsConfig(AppConfig):
         from jobs import checks, conf  # noqa: F401 - registers the system checks
         from jobs.models import Schedule
         from jobs.scheduling.firing import validate_and_plan
-        from jobs.worker.runner import install_worker_signal_handlers
+        from jobs.worker.runner import on_worker_spawn
 
         # Register every @task before the first enqueue() or worker looks one up.
         autodiscover_modules("tasks")
@@ -26,5 +26,6 @@ class JobsConfig(AppConfig):
             import_module(module)
         # A schedule that could never enqueue a job must not be saved, from any path.
         pre_save.connect(validate_and_plan, sender=Schedule, dispatch_uid="jobs-schedule-save")
-        # Each django-q2 worker learns the drain/interrupt signals at spawn.
-        post_spawn.connect(install_worker_signal_handlers, dispatch_uid="jobs-signals")
+        # Each django-q2 worker learns the drain/interrupt signals and opens its
+        # heartbeat connection at spawn.
+        post_spawn.connect(on_worker_spawn, dispatch_uid="jobs-worker-spawn")

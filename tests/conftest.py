@@ -3,6 +3,7 @@ import os
 import pytest
 from django.db import connection
 
+from jobs.worker import heartbeat
 from tests.cluster import ClusterProcess
 
 
@@ -49,3 +50,12 @@ def on_postgres():
     if os.environ.get("CI") and connection.vendor != "postgresql":
         pytest.fail("CI must run this test on PostgreSQL (set DATABASE_URL)")
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _heartbeat_closed_before_the_test_database_goes(django_db_setup, django_db_blocker):
+    """In-process run_job() starts the worker's heartbeat thread with its own, kept
+    connection; close it before pytest-django drops the test database."""
+    yield
+    with django_db_blocker.unblock():
+        heartbeat.shutdown()

@@ -1,58 +1,162 @@
 """The heartbeat: proof, written every lease/3, that a worker still runs its job.
 
-It runs beside the task, not inside it, so a task need not cooperate to stay
-alive. On the way it notices an operator's cancel request, and the loss of
-the job to the reaper (the renewal matched nothing): both are passed to the
-task through its context and end it at its next safe point.
+One thread per worker process, started when the worker spawns, beside the
+task rather than inside it, so a task need not cooperate to stay alive. It
+opens its own database connection at start and keeps it: when the server's
+connection slots are exhausted later, the worker that runs a job can still
+prove it is alive, instead of being reaped while it works. On the way it
+notices an operator's cancel request, and the loss of the job to the reaper
+(the renewal matched nothing): both reach the task through its context and
+end it at its next safe point.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass, field
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, connection
 
 from jobs.core import transitions
 from jobs.core.transitions import Claimed
 
 logger = logging.getLogger("jobs.heartbeat")
 
+RETRY_SECONDS = 0.2  # after a failed renewal: soon, well inside the lease
+CONNECT_BACKOFF_MAX = 2.0
+
+
+@dataclass
+class Beat:
+    """The job one worker runs now, and what its heartbeat reports back to the task."""
+
+    claimed: Claimed
+    lease_seconds: float
+    cancel: threading.Event
+    lost: threading.Event
+    next_at: float = field(default_factory=time.monotonic)
+    renewed_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def interval(self) -> float:
+        return max(self.lease_seconds / 3, 0.05)
+
 
 class Heartbeat(threading.Thread):
-    """Renews the lease from the worker process while the task runs."""
+    def __init__(self) -> None:
+        super().__init__(name="jobs-heartbeat", daemon=True)
+        self._lock = threading.Lock()
+        self._beat: Beat | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self.connected = threading.Event()
 
-    def __init__(self, claimed: Claimed, lease_seconds: float, cancel: threading.Event,
-                 lost: threading.Event):
-        super().__init__(name=f"heartbeat-{claimed.job.pk}", daemon=True)
-        self.claimed = claimed
-        self.lease_seconds = lease_seconds
-        self.cancel = cancel
-        self.lost = lost
-        self._stop_event = threading.Event()
+    def watch(self, beat: Beat) -> None:
+        with self._lock:
+            self._beat = beat
+        self._wake.set()
+
+    def unwatch(self, beat: Beat) -> None:
+        with self._lock:
+            if self._beat is beat:
+                self._beat = None
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self.join(timeout=5)
 
     def run(self) -> None:
-        interval = max(self.lease_seconds / 3, 0.05)
         try:
-            while not self._stop_event.wait(interval):
-                try:
-                    close_old_connections()
-                    owned, cancel = transitions.renew_lease(
-                        self.claimed, lease_seconds=self.lease_seconds
-                    )
-                except DatabaseError:
-                    logger.warning("heartbeat for job %s failed; retrying",
-                                   self.claimed.job.pk, exc_info=True)
-                    connection.close()
+            self._connect()
+            while not self._stopping:
+                with self._lock:
+                    beat = self._beat
+                delay = None if beat is None else beat.next_at - time.monotonic()
+                if delay is None or delay > 0:
+                    self._wake.wait(delay)
+                    self._wake.clear()
                     continue
-                if not owned:
-                    self.lost.set()
-                    return
-                if cancel:
-                    self.cancel.set()
+                self._renew(beat)
         finally:
             connection.close()
 
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=5)
+    def _connect(self) -> None:
+        """Open the connection now, while slots are free; retry with backoff until it opens."""
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                connection.ensure_connection()
+            except DatabaseError as exc:
+                logger.warning("heartbeat cannot connect to the database (%s); retrying in "
+                               "%.1f s", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, CONNECT_BACKOFF_MAX)
+                continue
+            self.connected.set()
+            return
+
+    def _renew(self, beat: Beat) -> None:
+        now = time.monotonic()
+        try:
+            owned, cancel = transitions.renew_lease(beat.claimed, lease_seconds=beat.lease_seconds)
+        except DatabaseError as exc:
+            connection.close()  # reopened by the next try
+            beat.next_at = now + min(RETRY_SECONDS, beat.interval)
+            if now - beat.renewed_at > beat.lease_seconds:
+                logger.error(
+                    "job %s: the lease ran out %.1f s ago without a renewal (%s); the reaper "
+                    "may give the job to another worker, and then this attempt's outcome "
+                    "will be refused", beat.claimed.job.pk,
+                    now - beat.renewed_at - beat.lease_seconds, exc)
+            else:
+                logger.warning("heartbeat for job %s failed (%s); retrying", beat.claimed.job.pk,
+                               exc)
+            return
+        beat.renewed_at, beat.next_at = now, now + beat.interval
+        if not owned:
+            logger.warning("job %s was taken from attempt %s; stopping it at its next safe point",
+                           beat.claimed.job.pk, beat.claimed.attempt.number)
+            beat.lost.set()
+            self.unwatch(beat)
+        elif cancel:
+            beat.cancel.set()
+
+
+_thread: Heartbeat | None = None
+_thread_lock = threading.Lock()
+
+
+def ensure_started() -> Heartbeat:
+    """The process's heartbeat thread, started (and connected) on first use."""
+    global _thread
+    with _thread_lock:
+        if _thread is None or not _thread.is_alive():
+            _thread = Heartbeat()
+            _thread.start()
+        return _thread
+
+
+def watch(claimed: Claimed, lease_seconds: float, cancel: threading.Event,
+          lost: threading.Event) -> Beat:
+    """Start renewing `claimed`'s lease; its first renewal is due in a third of the lease."""
+    beat = Beat(claimed, lease_seconds, cancel, lost)
+    beat.next_at += beat.interval
+    ensure_started().watch(beat)
+    return beat
+
+
+def unwatch(beat: Beat) -> None:
+    if _thread is not None:
+        _thread.unwatch(beat)
+
+
+def shutdown() -> None:
+    """Stop the thread and close its connection (test teardown, before the database goes)."""
+    global _thread
+    with _thread_lock:
+        if _thread is not None:
+            _thread.stop()
+            _thread = None

@@ -29,7 +29,7 @@ from jobs.core.serialization import stored_json
 from jobs.core.transitions import Claimed, ErrorInfo
 from jobs.exceptions import LostOwnership, PermanentError, UnknownTaskError
 from jobs.models import AttemptStatus, JobStatus
-from jobs.worker.heartbeat import Heartbeat
+from jobs.worker import heartbeat
 from jobs.worker.steps import Steps
 from jobs.worker.timeouts import JobTimeout, StepTimeout, WorkerInterrupted, deadline
 
@@ -94,8 +94,7 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
         in_task_transaction=bool(task and task.atomic),
         steps=Steps(),
     )
-    heartbeat = Heartbeat(claimed, conf.get().lease_seconds, ctx.cancel_event, ctx.lost_event)
-    heartbeat.start()
+    beat = heartbeat.watch(claimed, conf.get().lease_seconds, ctx.cancel_event, ctx.lost_event)
     try:
         with running(ctx):
             if task is None:
@@ -103,7 +102,7 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
                 return _record_failure(claimed, missing, None, ctx)
             return _run_task(claimed, task, ctx)
     finally:
-        heartbeat.stop()
+        heartbeat.unwatch(beat)
 
 
 def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None:
@@ -190,6 +189,13 @@ def _record_failure(
     logger.warning("job %s (%s) attempt %s failed: %s -> %s", job.pk, job.task_name,
                    claimed.attempt.number, exc.__class__.__name__, status)
     return status
+
+
+def on_worker_spawn(**_: Any) -> None:
+    """django-q2's post_spawn, in each new worker: signals, and the heartbeat's own
+    connection, opened now while the database has slots to give."""
+    install_worker_signal_handlers()
+    heartbeat.ensure_started()
 
 
 def install_worker_signal_handlers(**_: Any) -> None:
