@@ -20,7 +20,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
                  "--disable-component-update", "--disable-sync"]
 # Screenshots land in test-artifacts/ on every run; UPDATE_SCREENSHOTS=1 writes
 # the README's copies in docs/screenshots/ instead (commit them afterwards).
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = (
     _ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS")
     else _ROOT / "test-artifacts" / "screenshots"
