@@ -17,7 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from django.db import DatabaseError, connection
+from django.db import Error as DatabaseError
+from django.db import connection
 
 from jobs.core import transitions
 from jobs.core.transitions import Claimed
@@ -38,6 +39,7 @@ class Beat:
     lost: threading.Event
     next_at: float = field(default_factory=time.monotonic)
     renewed_at: float = field(default_factory=time.monotonic)
+    lapse_logged: bool = False
 
     @property
     def interval(self) -> float:
@@ -105,13 +107,14 @@ class Heartbeat(threading.Thread):
         except DatabaseError as exc:
             connection.close()  # reopened by the next try
             beat.next_at = now + min(RETRY_SECONDS, beat.interval)
-            if now - beat.renewed_at > beat.lease_seconds:
+            if now - beat.renewed_at > beat.lease_seconds and not beat.lapse_logged:
+                beat.lapse_logged = True
                 logger.error(
                     "job %s: the lease ran out %.1f s ago without a renewal (%s); the reaper "
                     "may give the job to another worker, and then this attempt's outcome "
                     "will be refused", beat.claimed.job.pk,
                     now - beat.renewed_at - beat.lease_seconds, exc)
-            else:
+            elif not beat.lapse_logged:
                 logger.warning("heartbeat for job %s failed (%s); retrying", beat.claimed.job.pk,
                                exc)
             return

@@ -20,7 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, connection
 
 from jobs import conf
 from jobs.scheduling.firing import fire_due

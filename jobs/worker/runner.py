@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import Error as DatabaseError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import conf
@@ -192,10 +193,16 @@ def _record_failure(
 
 
 def on_worker_spawn(**_: Any) -> None:
-    """django-q2's post_spawn, in each new worker: signals, and the heartbeat's own
-    connection, opened now while the database has slots to give."""
+    """django-q2's post_spawn, in each new worker: signals, and both of the worker's
+    connections (its own and its heartbeat's) opened now, while the database has
+    slots to give, and kept (CONN_MAX_AGE)."""
     install_worker_signal_handlers()
     heartbeat.ensure_started()
+    try:
+        connection.ensure_connection()
+    except DatabaseError:  # the first claim connects again; nothing is lost
+        logger.warning("worker %s could not connect at start; will retry on its first job",
+                       os.getpid(), exc_info=True)
 
 
 def install_worker_signal_handlers(**_: Any) -> None:
