@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import Error as DatabaseError
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from jobs import conf
@@ -29,7 +29,7 @@ from jobs.core.retry import Backoff
 from jobs.core.serialization import stored_json
 from jobs.core.transitions import Claimed, ErrorInfo
 from jobs.exceptions import LostOwnership, PermanentError, UnknownTaskError
-from jobs.models import AttemptStatus, JobStatus
+from jobs.models import AttemptStatus, Job, JobStatus
 from jobs.worker import heartbeat
 from jobs.worker.steps import Steps
 from jobs.worker.timeouts import JobTimeout, StepTimeout, WorkerInterrupted, deadline
@@ -48,6 +48,8 @@ class _WorkerState:
 
 _state = _WorkerState()
 RESULT = "the task's result"
+# What a dropped connection raises (a restart, a failover, an administrator's terminate).
+ConnectionErrors = (OperationalError, InterfaceError)
 
 
 def execute(job_id: str) -> None:
@@ -119,7 +121,8 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
         else:
             value = _invoke(task, job.args, job.kwargs, timeout)
             result = stored_json(value, RESULT, settings.max_result_bytes)
-            transitions.succeed(claimed, result)
+            _write_outcome(lambda: transitions.succeed(claimed, result),
+                           already=lambda: _succeeded_by(claimed))
     except (LostOwnership, AttemptLost):
         logger.warning("job %s was taken from attempt %s (reaped or cancelled); "
                        "its outcome is discarded", job.pk, claimed.attempt.number)
@@ -152,9 +155,37 @@ def _invoke(task: Task, args: list, kwargs: dict, timeout: int) -> Any:
             _state.in_task = False
 
 
-def _settle(write: Callable[[], None], claimed: Claimed, status: JobStatus) -> JobStatus | None:
+def _write_outcome(write: Callable[[], None], already: Callable[[], bool] | None = None) -> None:
+    """Write an outcome; if the connection died since the task began (a database restart,
+    a failover), reconnect once and write again, so the outcome is not lost with it.
+
+    Inside the task's own transaction nothing is retried: its writes died with the
+    connection, and the failure that follows is the truth. A retry that is refused
+    because the first write did commit (the reply was lost) counts as written.
+    """
     try:
         write()
+        return
+    except ConnectionErrors:
+        if not transaction.get_autocommit():
+            raise
+        logger.warning("the connection died while recording an outcome; reconnecting")
+        connection.close()
+    try:
+        write()
+    except LostOwnership:
+        if already is None or not already():
+            raise
+
+
+def _succeeded_by(claimed: Claimed) -> bool:
+    return Job.objects.filter(pk=claimed.job.pk, status=JobStatus.SUCCEEDED,
+                              last_attempt_number=claimed.attempt.number).exists()
+
+
+def _settle(write: Callable[[], None], claimed: Claimed, status: JobStatus) -> JobStatus | None:
+    try:
+        _write_outcome(write)
     except LostOwnership:
         return None
     logger.info("job %s attempt %s ended: %s", claimed.job.pk, claimed.attempt.number, status)
@@ -178,11 +209,14 @@ def _record_failure(
         now=now,
     )
     failed_step = ctx.steps.failed_step_id if isinstance(ctx.steps, Steps) else None
+    error = ErrorInfo.from_exception(exc)
+    outcome: list[JobStatus] = []
     try:
-        status = transitions.fail(
-            claimed, ErrorInfo.from_exception(exc), retry_at=when,
-            attempt_status=attempt_status, now=now, step_id=failed_step,
-        )
+        _write_outcome(lambda: outcome.append(transitions.fail(
+            claimed, error, retry_at=when, attempt_status=attempt_status, now=now,
+            step_id=failed_step,
+        )))
+        status = outcome[-1]
     except LostOwnership:
         logger.warning("job %s failed after it was taken from attempt %s",
                        job.pk, claimed.attempt.number)
