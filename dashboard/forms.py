@@ -2,11 +2,12 @@
 
 A malformed filter (unknown status, bad date, forged cursor) becomes a form
 error shown to the operator with HTTP 400, never a 500 from the database.
+The time ranges are `jobs.ops.presentation.TIME_RANGES`, the admin's too; an
+edit of a step's limits is read by `jobs.ops.presentation.StepLimitsForm`.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -17,14 +18,8 @@ from django.http import QueryDict
 
 from dashboard.queries import DEFAULT_PAGE_SIZE, PAGE_SIZES, Cursor
 from jobs.models import JobStatus
-from jobs.ops.operations import validate_limits
+from jobs.ops.presentation import TIME_RANGES, time_range_choices
 
-RANGES = {
-    "15m": ("last 15 minutes", timedelta(minutes=15)),
-    "1h": ("last hour", timedelta(hours=1)),
-    "24h": ("last 24 hours", timedelta(hours=24)),
-    "7d": ("last 7 days", timedelta(days=7)),
-}
 # The filter fields that make up a shareable list URL (the cursor is added per page).
 FILTER_FIELDS = ("status", "queue", "task", "last", "since", "until", "q", "size")
 
@@ -35,7 +30,7 @@ class JobFilterForm(forms.Form):
     task = forms.CharField(max_length=200, required=False)
     last = forms.ChoiceField(
         label="Created", required=False,
-        choices=[("", "Any time"), *((k, v[0]) for k, v in RANGES.items())],
+        choices=[("", "Any time"), *time_range_choices()],
     )
     since = forms.DateTimeField(
         label="From", required=False,
@@ -48,7 +43,7 @@ class JobFilterForm(forms.Form):
     q = forms.CharField(
         label="Search", max_length=255, required=False,
         widget=forms.TextInput(attrs={"type": "search",
-                                      "placeholder": "job id or idempotency key"}),
+                                      "placeholder": "job id (8+ characters) or idempotency key"}),
     )
     size = forms.TypedChoiceField(
         label="Per page", required=False, coerce=int, empty_value=DEFAULT_PAGE_SIZE,
@@ -58,7 +53,7 @@ class JobFilterForm(forms.Form):
 
     def clean_last(self) -> timedelta | None:
         value = self.cleaned_data["last"]
-        return RANGES[value][1] if value else None
+        return TIME_RANGES[value].delta if value else None
 
     def clean_after(self) -> Cursor | None:
         value = self.cleaned_data["after"]
@@ -110,20 +105,3 @@ class BulkActionForm(forms.Form):
         if not data["ids"]:
             raise ValidationError("Select at least one job.")
         return data
-
-
-class StepLimitsForm(forms.Form):
-    """An operator's edit of a step's limits: JSON, checked by jobs.steps.validate_limits."""
-
-    limits = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}))
-
-    def __init__(self, *args: Any, current: dict[str, Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.current = current
-
-    def clean_limits(self) -> dict[str, Any]:
-        try:
-            proposed = json.loads(self.cleaned_data["limits"])
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
-        return validate_limits(self.current, proposed)

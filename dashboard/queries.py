@@ -4,8 +4,9 @@ Views stay thin; this module decides *how* the database is asked, so the
 rules for a table with millions of jobs live in one place: filter only on
 indexed columns (see Job.Meta.indexes), paginate by keyset on
 (created_at, id) and never by OFFSET, cap counts, prefetch related rows.
-Numbers that other screens show too come from `jobs.stats`, progress from
-`jobs.steps.job_progress`, actions from `jobs.operations`.
+Numbers that other screens show too come from `jobs.ops.stats`; progress, the
+capped count and the id search from `jobs.ops.presentation` (as in the admin);
+actions from `jobs.ops.operations`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ from django.utils import timezone
 from jobs.core.serialization import pretty_json
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
 from jobs.ops import operations, stats
-from jobs.ops.presentation import job_progress
+from jobs.ops.presentation import (
+    CappedCount,
+    capped_count,
+    id_search,
+    job_progress,
+    status_info,
+)
 from jobs.scheduling.cron import format_run
 
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
-# The list says "1000+" rather than counting a million rows.
-COUNT_CAP = 1000
 RUNNING_SHOWN = 20
 SCHEDULES_SHOWN = 8
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -162,7 +167,9 @@ def filter_jobs(f: dict[str, Any], now: datetime | None = None) -> QuerySet[Job]
 
     Each filter maps to an index: status, queue and task_name each lead an
     index with -created_at; the time range is on created_at; search is the
-    primary key or the unique idempotency key (exact matches, no LIKE).
+    unique idempotency key (exact) or job ids by `presentation.id_search`, as
+    in the admin: whole UUIDs, or one 8+ digit prefix as a primary-key range
+    (no LIKE).
     """
     now = now or timezone.now()
     qs = Job.objects.only(*LIST_FIELDS).order_by("-created_at", "-id")
@@ -179,12 +186,11 @@ def filter_jobs(f: dict[str, Any], now: datetime | None = None) -> QuerySet[Job]
     if f.get("until"):
         qs = qs.filter(created_at__lt=f["until"])
     if f.get("q"):
-        term = f["q"]
+        term = f["q"].strip()
         match = Q(idempotency_key=term)
-        try:
-            match |= Q(pk=UUID(term))
-        except ValueError:
-            pass
+        by_id = id_search(term)
+        if by_id is not None:
+            match |= by_id
         qs = qs.filter(match)
     return qs
 
@@ -194,22 +200,17 @@ class Page:
     jobs: list[Job]
     next_cursor: str | None
     size: int
-    count: int
-    count_capped: bool
+    count: CappedCount  # all matches, up to presentation.COUNT_CAP
     first_page: bool
-
-    @property
-    def count_display(self) -> str:
-        return f"{self.count}+" if self.count_capped else str(self.count)
 
 
 def job_page(qs: QuerySet[Job], after: Cursor | None, size: int) -> Page:
     """One page after `after` (keyset), plus a capped count of all matches.
 
-    The count runs `SELECT COUNT(*) FROM (... LIMIT cap+1)`, so it stops at
-    the cap instead of walking every matching row.
+    The count is `presentation.capped_count`, which stops at the cap instead
+    of walking every matching row.
     """
-    matching = qs.order_by().values("pk")[: COUNT_CAP + 1].count()
+    matching = capped_count(qs)
     page_qs = qs
     if after is not None:
         # "<=" first gives the index a range to start from; the OR breaks ties by id.
@@ -220,8 +221,7 @@ def job_page(qs: QuerySet[Job], after: Cursor | None, size: int) -> Page:
     more = len(rows) > size
     rows = rows[:size]
     next_cursor = Cursor(rows[-1].created_at, rows[-1].id).encode() if more else None
-    return Page(jobs=rows, next_cursor=next_cursor, size=size,
-                count=min(matching, COUNT_CAP), count_capped=matching > COUNT_CAP,
+    return Page(jobs=rows, next_cursor=next_cursor, size=size, count=matching,
                 first_page=after is None)
 
 
@@ -318,7 +318,7 @@ def status_payload(job: Job) -> dict[str, Any]:
     return {
         "id": str(job.pk),
         "status": status.value,
-        "status_label": status.label,
+        "status_label": status_info(status)[0],  # the words every screen shows
         "terminal": status.is_terminal,
         "progress": job_progress(steps),
         "steps": [{"name": s.name, "status": s.status} for s in steps],

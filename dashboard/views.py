@@ -22,10 +22,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from dashboard import queries
 from dashboard.access import staff_required
-from dashboard.forms import BulkActionForm, JobFilterForm, StepLimitsForm
+from dashboard.forms import BulkActionForm, JobFilterForm
 from jobs.core.registry import registered_tasks
 from jobs.models import Step
 from jobs.ops import operations
+from jobs.ops.presentation import StepLimitsForm
 
 # htmx stops polling an element when a response has this status.
 HTMX_STOP_POLLING = 286
@@ -154,7 +155,7 @@ def _detail_context(request: HttpRequest, job_id: UUID, **extra: Any) -> dict[st
         "job": detail.job,
         "actions": queries.actions_for(request.user, detail.job,
                                        has_open_letter=detail.open_dead_letter is not None),
-        "can_edit_limits": request.user.has_perm("jobs.resume_job"),
+        "can_edit_limits": operations.can_edit_limits(request.user),
         "poll_seconds": _setting("DASHBOARD_DETAIL_POLL_SECONDS", 2),
         **extra,
     }
@@ -186,11 +187,17 @@ def _live(request: HttpRequest, job_id: UUID, status: int = 200, **extra: Any) -
 @require_POST
 @staff_required
 def step_limits(request: HttpRequest, job_id: UUID, step_id: int) -> HttpResponse:
-    """Save an operator's edit of a step's limits (what a resume will run with)."""
-    if not request.user.has_perm("jobs.resume_job"):
+    """Save an operator's edit of a step's limits (what a resume will run with).
+
+    The admin's form and save path: `presentation.StepLimitsForm` reads the
+    JSON, `operations.save_step_limits` writes it. The permission is checked
+    first, so a user who may not edit gets 403 whatever was posted; a bad value
+    is the form's error, with 400.
+    """
+    if not operations.can_edit_limits(request.user):
         raise PermissionDenied("Editing step limits needs the permission to resume jobs.")
     step = get_object_or_404(Step, pk=step_id, job_id=job_id)
-    form = StepLimitsForm(request.POST, current=step.limits or {})
+    form = StepLimitsForm(request.POST, instance=step)
     if not form.is_valid():
         errors = [str(e) for e in form.errors["limits"]]
         extra = {"limits_errors": {step.pk: errors},
@@ -199,7 +206,7 @@ def step_limits(request: HttpRequest, job_id: UUID, step_id: int) -> HttpRespons
             return _live(request, job_id, status=400, **extra)
         context = _detail_context(request, job_id, **extra)
         return render(request, "dashboard/job_detail.html", context, status=400)
-    Step.objects.filter(pk=step.pk).update(limits=form.cleaned_data["limits"])
+    operations.save_step_limits(request.user, step, form.cleaned_data["limits"])
     flash = _flash(f"Saved the limits of step “{step.name}”; resume the job to run with them.")
     if request.htmx:
         return _live(request, job_id, flash=flash)

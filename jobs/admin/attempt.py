@@ -10,8 +10,8 @@ from django.utils.safestring import SafeString
 from jobs.admin.base import (
     IndexedSearchMixin,
     LargeTableAdmin,
+    StatusDurationColumns,
     admin_link,
-    short_duration,
     truncated,
 )
 from jobs.models import Attempt
@@ -20,10 +20,10 @@ from jobs.models import Attempt
 
 
 @admin.register(Attempt)
-class AttemptAdmin(IndexedSearchMixin, LargeTableAdmin):
+class AttemptAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
     """Read-only: an attempt is a record of what happened."""
 
-    list_display = ("job_link", "number", "status", "started_at", "duration_display",
+    list_display = ("job_link", "number", "status_display", "started_at", "duration_display",
                     "worker", "error_short")
     list_filter = ("status",)
     list_select_related = ("job",)
@@ -34,10 +34,11 @@ class AttemptAdmin(IndexedSearchMixin, LargeTableAdmin):
     search_fields = ("job__id",)
     search_help_text = "A job id (or its first 8+ characters)."
     id_field = "job_id"
-    fields = ("job_link", "number", "status", "step", "started_at", "finished_at",
+    fields = ("job_link", "number", "status_display", "step", "started_at", "finished_at",
               "duration_display", "retry_at", "worker", "error_class", "error_message",
               "traceback_pre")
     readonly_fields = fields
+    status_kind = "attempt"
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -45,10 +46,6 @@ class AttemptAdmin(IndexedSearchMixin, LargeTableAdmin):
     @admin.display(description="job")
     def job_link(self, obj: Attempt) -> SafeString:
         return admin_link(obj.job, f"{obj.job.task_name} {str(obj.job_id)[:8]}")
-
-    @admin.display(description="duration")
-    def duration_display(self, obj: Attempt) -> str:
-        return short_duration(obj.duration)
 
     @admin.display(description="error")
     def error_short(self, obj: Attempt) -> str:

@@ -14,7 +14,6 @@ from datetime import timedelta
 from itertools import islice
 from math import ceil
 from typing import Any
-from uuid import UUID
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -32,43 +31,23 @@ from django.utils.safestring import SafeString
 
 from jobs.core import serialization
 from jobs.core.transitions import BulkResult
-from jobs.models import Job, JobStatus, Step
-from jobs.ops import operations
-from jobs.ops.presentation import STATUS_COLOURS
+from jobs.models import Job, Step
+from jobs.ops import operations, presentation
+from jobs.ops.presentation import (
+    TIME_RANGES,
+    CappedCount,
+    capped_count,
+    duration_text,
+    id_search,
+    status_dot,
+    time_range_choices,
+)
 
 # --- Display helpers -------------------------------------------------------------------
+# Statuses, durations, counts, time ranges and id search are jobs.ops.presentation's,
+# shared with the dashboard; what follows is only the admin's own.
 
 ERROR_PREVIEW_CHARS = 80
-
-
-def status_dot(status: str) -> str:
-    """A coloured dot plus the label: colour for a glance, text for everyone else."""
-    label = JobStatus(status).label
-    return format_html(
-        '<span style="white-space:nowrap"><span style="color:{}" aria-hidden="true">&#9679;'
-        "</span> {}</span>",
-        STATUS_COLOURS.get(status, "#000"),
-        label,
-    )
-
-
-def short_duration(delta: timedelta | None) -> str:
-    """'0.42 s', '12 s', '5 min', '3 h 12 min', '4 d 3 h': enough precision to triage."""
-    if delta is None:
-        return "-"
-    seconds = max(delta.total_seconds(), 0.0)
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{int(seconds)} s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def truncated(text: str, limit: int = ERROR_PREVIEW_CHARS) -> str:
@@ -100,6 +79,24 @@ def step_progress(step: Step) -> str:
     return f"{step.progress_current or 0} / {step.progress_total} {step.progress_message}".strip()
 
 
+class StatusDurationColumns:
+    """`status_display` and `duration_display` columns, as jobs.ops.presentation draws them.
+
+    The dot and the duration look exactly as on the dashboard; `status_kind`
+    ("job", "step" or "attempt") picks the labels.
+    """
+
+    status_kind = "job"
+
+    @admin.display(description="status")
+    def status_display(self, obj: Any) -> SafeString:
+        return status_dot(obj.status, self.status_kind)
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: Any) -> str:
+        return duration_text(obj.duration)
+
+
 def admin_link(obj: Model, text: str | None = None) -> SafeString:
     opts = obj._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
@@ -108,35 +105,13 @@ def admin_link(obj: Model, text: str | None = None) -> SafeString:
 
 # --- Search: index lookups only ----------------------------------------------------------
 
-HEX = frozenset("0123456789abcdef")
-
-
-def id_lookup(term: str, field: str = "pk") -> Q | None:
-    """Q for job ids in `term`: whole UUIDs (one or several), or a prefix of one.
-
-    A prefix of 8+ hex digits (what the list shows) becomes a range on the
-    primary key index, which works for PostgreSQL's uuid and SQLite's hex text
-    alike; `icontains` on a UUID column would read every row.
-    """
-    tokens = term.replace(",", " ").split()
-    if not tokens:
-        return None
-    try:
-        return Q(**{f"{field}__in": [UUID(t) for t in tokens]})
-    except ValueError:
-        pass
-    digits = term.replace("-", "").lower()
-    if len(tokens) == 1 and 8 <= len(digits) < 32 and set(digits) <= HEX:
-        low, high = UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
-        return Q(**{f"{field}__gte": low, f"{field}__lte": high})
-    return None
-
 
 class IndexedSearchMixin:
     """Search that never falls back to `icontains` over a million rows.
 
-    `exact_fields` are each matched exactly (each has an index); a UUID term
-    (or a prefix of one) matches `id_field`.
+    `exact_fields` are each matched exactly (each has an index); whole UUIDs
+    or one 8+ digit prefix match `id_field`, by `presentation.id_search`, the
+    rule the dashboard's search follows too.
     """
 
     id_field = "pk"
@@ -149,7 +124,7 @@ class IndexedSearchMixin:
         if not term:
             return queryset, False
         clauses = [Q(**{field: term}) for field in self.exact_fields]
-        by_id = id_lookup(term, self.id_field)
+        by_id = id_search(term, self.id_field)
         if by_id is not None:
             clauses.append(by_id)
         if not clauses:
@@ -220,23 +195,18 @@ class RecentFilter(admin.SimpleListFilter):
     """A time window on an indexed timestamp (date_hierarchy's date queries scan the table)."""
 
     field = ""
-    ranges: dict[str, tuple[str, timedelta]] = {
-        "1h": ("Last hour", timedelta(hours=1)),
-        "24h": ("Last 24 hours", timedelta(hours=24)),
-        "7d": ("Last 7 days", timedelta(days=7)),
-    }
     older: tuple[str, str, timedelta] | None = None  # (key, label, age) for "older than"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        choices = [(key, label) for key, (label, _) in self.ranges.items()]
+        choices = time_range_choices()
         if self.older:
             choices.append(self.older[:2])
         return choices
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value, now = self.value(), timezone.now()
-        if value in self.ranges:
-            return queryset.filter(**{f"{self.field}__gte": now - self.ranges[value][1]})
+        if value in TIME_RANGES:
+            return queryset.filter(**{f"{self.field}__gte": TIME_RANGES[value].start(now)})
         if self.older and value == self.older[0]:
             return queryset.filter(**{f"{self.field}__lt": now - self.older[2]})
         return queryset
@@ -252,7 +222,7 @@ class FailedAtFilter(RecentFilter):
     title = "failed"
     parameter_name = "failed"
     field = "failed_at"
-    older = ("older", "More than 7 days ago", timedelta(days=7))
+    older = ("older", "More than 7 days ago", TIME_RANGES["7d"].delta)
 
 
 class ResolvedFilter(admin.SimpleListFilter):
@@ -275,21 +245,22 @@ class EstimatedCountPaginator(Paginator):
     """A paginator whose count never reads the whole table.
 
     Unfiltered on PostgreSQL: the planner's row estimate (`pg_class.reltuples`,
-    kept fresh by autovacuum/ANALYZE). Filtered, or on other databases: an
-    exact count capped at CAP + 1 (`COUNT(*)` over a `LIMIT` subquery). The
-    templates say "about N" / "more than CAP" so the number never pretends.
+    kept fresh by autovacuum/ANALYZE). Filtered, or on other databases: the
+    shared capped count (`presentation.capped_count`, stopping at COUNT_CAP,
+    the same cap as the dashboard's). The templates show `count_text`, "about
+    N" or "more than COUNT_CAP", so the number never pretends.
 
-    Pages reach the first CAP rows only: page 20,000 of a million is an
+    Pages reach the first COUNT_CAP rows only: page 20,000 of a million is an
     `OFFSET 999950` that reads the whole index (seconds). Older rows are one
     filter (or the reversed age sort) away.
     """
-
-    CAP = 10_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.is_estimate = False
         self.is_capped = False
+        self.cap = presentation.COUNT_CAP  # read per request, so tests may lower it
+        self.counted: CappedCount | None = None
 
     @cached_property
     def count(self) -> int:
@@ -303,16 +274,22 @@ class EstimatedCountPaginator(Paginator):
                 )
                 row = cursor.fetchone()
             estimate = row[0] if row else -1  # -1: never analysed
-            if estimate > self.CAP:
+            if estimate > self.cap:
                 self.is_estimate = True
                 return int(estimate)
-        counted = qs.order_by()[: self.CAP + 1].count()
-        self.is_capped = counted > self.CAP
-        return counted
+        self.counted = capped_count(qs, self.cap)
+        self.is_capped = self.counted.capped
+        return self.counted.value
+
+    @property
+    def count_text(self) -> str:
+        """The count as the list shows it: "about N", or the capped count's own text."""
+        count = self.count  # sets is_estimate or counted
+        return f"about {count}" if self.is_estimate else self.counted.text
 
     @cached_property
     def num_pages(self) -> int:
-        return min(super().num_pages, max(1, ceil(self.CAP / self.per_page)))
+        return min(super().num_pages, max(1, ceil(self.cap / self.per_page)))
 
 
 class LargeTableAdmin(admin.ModelAdmin):
@@ -423,7 +400,7 @@ class OperationsActionsMixin:
         resolve); None once the operator confirmed it."""
         if request.POST.get("confirm") == "yes":
             return None
-        count = jobs.order_by()[: EstimatedCountPaginator.CAP + 1].count()
+        count = capped_count(jobs)
         context = {
             **self.admin_site.each_context(request),
             "title": "Resolve dead letters",
@@ -432,7 +409,6 @@ class OperationsActionsMixin:
             "select_across": request.POST.get("select_across", "0"),
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "count": count,
-            "capped": count > EstimatedCountPaginator.CAP,
             "sample": list(jobs.order_by()[:20]),
             "default_note": f"resolved from the admin by {request.user}",
             "form_url": request.get_full_path(),

@@ -17,32 +17,33 @@ from jobs.admin.base import (
     LargeTableAdmin,
     OperationsActionsMixin,
     QueueFilter,
+    StatusDurationColumns,
     TaskFilter,
     admin_link,
     error_details,
     pretty_json,
-    short_duration,
-    status_dot,
     step_progress,
     stream_ids,
     truncated,
 )
 from jobs.models import Attempt, Job, JobStatus, Step
 from jobs.ops import operations
+from jobs.ops.presentation import duration_text
 
 # --- Job -----------------------------------------------------------------------------------
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(StatusDurationColumns, admin.TabularInline):
     """Every try, newest first, each with its error and (folded) traceback."""
 
     model = Attempt
     extra = 0
     can_delete = False
     ordering = ("-number",)
-    fields = ("number", "status", "started_at", "duration_display", "worker", "step",
+    fields = ("number", "status_display", "started_at", "duration_display", "worker", "step",
               "error")
     readonly_fields = fields
+    status_kind = "attempt"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("step")
@@ -53,25 +54,22 @@ class AttemptInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    @admin.display(description="duration")
-    def duration_display(self, obj: Attempt) -> str:
-        return short_duration(obj.duration)
-
     @admin.display(description="error")
     def error(self, obj: Attempt) -> SafeString:
         return error_details(obj.error_class, obj.error_message, obj.traceback)
 
 
-class StepInline(admin.TabularInline):
+class StepInline(StatusDurationColumns, admin.TabularInline):
     """The job's checkpoints; each links to its Step page, where limits are edited."""
 
     model = Step
     extra = 0
     can_delete = False
     ordering = ("position", "id")
-    fields = ("position", "step_link", "status", "attempts_display", "limits_display",
+    fields = ("position", "step_link", "status_display", "attempts_display", "limits_display",
               "progress", "error")
     readonly_fields = fields
+    status_kind = "step"
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -101,7 +99,8 @@ class StepInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmin):
+class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns,
+               LargeTableAdmin):
     list_display = ("short_id", "status_display", "task_name_display", "queue_display",
                     "attempts_display", "age", "duration", "last_error_short")
     # Only columns with an index are sortable: sorting a million rows by
@@ -141,10 +140,6 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmin):
     def short_id(self, obj: Job) -> str:
         return str(obj.pk)[:8]
 
-    @admin.display(description="status")
-    def status_display(self, obj: Job) -> str:
-        return status_dot(obj.status)
-
     @admin.display(description="task")
     def task_name_display(self, obj: Job) -> str:
         return obj.task_name
@@ -159,14 +154,12 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmin):
 
     @admin.display(description="age", ordering="created_at")
     def age(self, obj: Job) -> str:
-        return short_duration(timezone.now() - obj.created_at)
+        return duration_text(timezone.now() - obj.created_at)
 
     @admin.display(description="duration")
     def duration(self, obj: Job) -> str:
-        if obj.started_at is None:
-            return "-"
         end = obj.finished_at or (timezone.now() if obj.status == JobStatus.RUNNING else None)
-        return short_duration(end - obj.started_at) if end else "-"
+        return duration_text(end - obj.started_at if obj.started_at and end else None)
 
     @admin.display(description="last error")
     def last_error_short(self, obj: Job) -> str:

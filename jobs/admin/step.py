@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
@@ -12,6 +10,7 @@ from django.utils.safestring import SafeString
 from jobs.admin.base import (
     IndexedSearchMixin,
     LargeTableAdmin,
+    StatusDurationColumns,
     admin_link,
     error_details,
     pretty_json,
@@ -19,30 +18,19 @@ from jobs.admin.base import (
 )
 from jobs.models import Step
 from jobs.ops import operations
-from jobs.ops.operations import validate_limits
+from jobs.ops.presentation import StepLimitsForm
 
 # --- Step ----------------------------------------------------------------------------------
 
 
-class StepLimitsForm(forms.ModelForm):
-    """Only `limits` is editable, and only within what the code declared."""
-
-    class Meta:
-        model = Step
-        fields = ["limits"]
-
-    def clean_limits(self) -> dict[str, Any]:
-        # self.instance.limits is still the saved value here (assigned after clean).
-        return validate_limits(self.instance.limits or {}, self.cleaned_data.get("limits"))
-
-
 @admin.register(Step)
-class StepAdmin(IndexedSearchMixin, LargeTableAdmin):
+class StepAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
     """Read-only except `limits`, which an operator raises before resuming the job."""
 
+    # Shared with the dashboard: parses the JSON, checks it with validate_limits.
     form = StepLimitsForm
-    list_display = ("name", "job_link", "position", "status", "attempts", "limits",
-                    "finished_at")
+    list_display = ("name", "job_link", "position", "status_display", "attempts", "limits",
+                    "duration_display", "finished_at")
     list_filter = ("status",)
     list_select_related = ("job",)
     ordering = ("-id",)
@@ -51,20 +39,22 @@ class StepAdmin(IndexedSearchMixin, LargeTableAdmin):
     search_help_text = "A job id (or its first 8+ characters) or an exact step name."
     id_field = "job_id"
     exact_fields = ("name",)
-    fields = ("job_link", "position", "name", "status", "limits", "attempts",
+    fields = ("job_link", "position", "name", "status_display", "limits", "attempts",
               "max_attempts", "timeout", "progress", "started_at", "finished_at",
               "error", "result_pretty")
     readonly_fields = tuple(f for f in fields if f != "limits")
+    status_kind = "step"
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         # Raising a limit is part of resuming a job: the same permission.
-        return operations.ACTIONS["resume"].allowed(request.user)
+        return operations.can_edit_limits(request.user)
 
     def save_model(self, request: HttpRequest, obj: Step, form: forms.ModelForm,
                    change: bool) -> None:
-        # Write limits only: a full save would overwrite status or progress that
-        # a worker wrote while the form was open.
-        obj.save(update_fields=["limits"])
+        # The one save path, as on the dashboard: it checks the permission again and
+        # writes the limits column only, so status or progress that a worker wrote
+        # while the form was open stay as they are.
+        operations.save_step_limits(request.user, obj, form.cleaned_data["limits"])
 
     @admin.display(description="job")
     def job_link(self, obj: Step) -> SafeString:

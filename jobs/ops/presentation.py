@@ -1,10 +1,34 @@
-"""How jobs are shown, the same on every screen (admin and dashboard)."""
+"""How jobs are shown, the same on every screen (admin and dashboard).
+
+One owner for what an operator reads: a status's colour and words, how long
+something took, how many rows match (without counting a million), which time
+windows a list offers, what a typed job id finds, and how an edit of a step's
+limits is read. The admin (`jobs.admin`) and the dashboard (`dashboard`) both
+import from here and keep no copy of their own, so a job that says "Waiting
+to retry, 5 min 3 s" on one screen says the same on the other.
+
+Nothing here imports the admin or the dashboard; both depend on this.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
-from jobs.models import JobStatus, Step, StepStatus
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from jobs.models import AttemptStatus, JobStatus, Step, StepStatus
+from jobs.ops.operations import validate_limits
+
+# --- Statuses: colour for a glance, words for everyone ---------------------------------
 
 # One palette for every screen.
 STATUS_COLOURS = {
@@ -15,6 +39,241 @@ STATUS_COLOURS = {
     JobStatus.DEAD: "#dc2626",
     JobStatus.CANCELLED: "#9ca3af",
 }
+# A value no choice knows (a row written by a newer version): shown as it is, in black.
+UNKNOWN_COLOUR = "#000"
+
+S = JobStatus
+# Steps and attempts borrow the job colour that means the same thing, so red
+# is "failed for good" and amber "will be tried again" wherever it shows.
+STEP_AS_JOB = {
+    StepStatus.PENDING: S.QUEUED, StepStatus.RUNNING: S.RUNNING,
+    StepStatus.SUCCEEDED: S.SUCCEEDED, StepStatus.FAILED: S.DEAD,
+}
+ATTEMPT_AS_JOB = {
+    AttemptStatus.RUNNING: S.RUNNING, AttemptStatus.SUCCEEDED: S.SUCCEEDED,
+    AttemptStatus.FAILED: S.DEAD, AttemptStatus.TIMED_OUT: S.DEAD, AttemptStatus.LOST: S.DEAD,
+    AttemptStatus.INTERRUPTED: S.RETRYING, AttemptStatus.CANCELLED: S.CANCELLED,
+}
+STATUS_KINDS: dict[str, tuple[type, dict]] = {
+    "job": (JobStatus, {s: s for s in S}),
+    "step": (StepStatus, STEP_AS_JOB),
+    "attempt": (AttemptStatus, ATTEMPT_AS_JOB),
+}
+
+
+def status_info(status: str, kind: str = "job") -> tuple[str, str]:
+    """(label, colour) of a job, step or attempt status.
+
+    `kind` is "job", "step" or "attempt": the same value means different
+    things ("running" is a job's or an attempt's), and each has its own label.
+    An unknown value is shown as itself rather than raising in a template.
+    """
+    choices, as_job = STATUS_KINDS[kind]
+    try:
+        value = choices(status)
+    except ValueError:
+        return str(status), UNKNOWN_COLOUR
+    return value.label, STATUS_COLOURS.get(as_job.get(value, S.QUEUED), UNKNOWN_COLOUR)
+
+
+def status_dot(status: str, kind: str = "job", label: bool = True) -> SafeString:
+    """A coloured dot that also says its status in words: visibly, or to screen readers.
+
+    Colour is never the only signal: with `label` the words follow the dot;
+    without (a pill whose text is a step name) the dot itself is an image
+    with an aria-label and a tooltip. Everything is escaped by format_html.
+    """
+    text, colour = status_info(status, kind)
+    if label:
+        return format_html(
+            '<span class="status status-{}" style="white-space:nowrap"><span class="dot" '
+            'style="color:{}" aria-hidden="true">&#9679;</span> '
+            '<span class="status-label">{}</span></span>',
+            status, colour, text,
+        )
+    return format_html(
+        '<span class="dot" style="color:{}" role="img" aria-label="{}" title="{}">&#9679;</span>',
+        colour, text, text,
+    )
+
+
+# --- Durations ------------------------------------------------------------------------
+
+NO_DURATION = "—"
+
+
+def duration_text(delta: timedelta | None) -> str:
+    """How long, to the precision that helps triage: '850 ms', '4.2 s', '42 s',
+    '5 min 3 s', '2 h 10 min', '3 d 4 h'; a smaller unit of zero is left out ('5 min').
+
+    Units are truncated, never rounded up, so 59.99 s is '59 s', not '60 s'.
+    A negative span (clocks of two machines disagreeing) counts as zero;
+    None (not started, not finished) is '—'.
+    """
+    if delta is None:
+        return NO_DURATION
+    micros = max(delta // timedelta(microseconds=1), 0)  # exact: no float rounding
+    if micros < 1_000_000:
+        return f"{micros // 1000} ms"
+    if micros < 10_000_000:
+        tenths = micros // 100_000
+        return f"{tenths // 10}.{tenths % 10} s"
+    seconds = micros // 1_000_000
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return _two_units(minutes, "min", secs, "s")
+    hours, mins = divmod(minutes, 60)
+    if hours < 24:
+        return _two_units(hours, "h", mins, "min")
+    days, hrs = divmod(hours, 24)
+    return _two_units(days, "d", hrs, "h")
+
+
+def _two_units(big: int, big_unit: str, small: int, small_unit: str) -> str:
+    return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"
+
+
+# --- Counts that stop at a cap --------------------------------------------------------
+
+# Past this many matching rows the screens say "more than 10000" instead of
+# counting: COUNT(*) over a million rows takes seconds, and nobody pages that far.
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class CappedCount:
+    """How many rows match, up to `cap`; `capped` when there are more."""
+
+    value: int
+    capped: bool
+    cap: int
+
+    @property
+    def text(self) -> str:
+        """'1234', or 'more than 10000' past the cap: the number never pretends."""
+        return f"more than {self.cap}" if self.capped else str(self.value)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def capped_count(queryset: QuerySet, cap: int | None = None) -> CappedCount:
+    """Count the matching rows, stopping after cap + 1 of them.
+
+    `SELECT COUNT(*) FROM (SELECT id ... LIMIT cap+1)`: the database walks at
+    most cap + 1 index entries, however many rows match. `cap` defaults to
+    COUNT_CAP, read at call time.
+    """
+    cap = COUNT_CAP if cap is None else cap
+    counted = queryset.order_by().values("pk")[: cap + 1].count()
+    return CappedCount(value=min(counted, cap), capped=counted > cap, cap=cap)
+
+
+# --- Time windows ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    key: str  # in URLs: ?created=24h, ?last=24h
+    label: str
+    delta: timedelta
+
+    def start(self, now: datetime | None = None) -> datetime:
+        """The earliest time inside the window ending `now`."""
+        return (now or timezone.now()) - self.delta
+
+
+# The windows every time filter offers, each one range on an indexed timestamp.
+TIME_RANGES: dict[str, TimeRange] = {
+    r.key: r for r in (
+        TimeRange("15m", "Last 15 minutes", timedelta(minutes=15)),
+        TimeRange("1h", "Last hour", timedelta(hours=1)),
+        TimeRange("24h", "Last 24 hours", timedelta(hours=24)),
+        TimeRange("7d", "Last 7 days", timedelta(days=7)),
+    )
+}
+
+
+def time_range_choices() -> list[tuple[str, str]]:
+    """(key, label) pairs for a filter's choices, shortest window first."""
+    return [(r.key, r.label) for r in TIME_RANGES.values()]
+
+
+# --- Finding jobs by id ---------------------------------------------------------------
+
+HEX = frozenset("0123456789abcdef")
+MIN_PREFIX = 8  # what the lists show of an id
+
+
+def id_search(term: str, field: str = "pk") -> Q | None:
+    """A Q for the job ids in `term`, or None when `term` holds no id.
+
+    Whole UUIDs (one, or several separated by spaces or commas) match exactly.
+    One prefix of 8+ hex digits (what the lists show; dashes allowed) becomes a
+    range on `field`'s index — works for PostgreSQL's uuid and SQLite's hex
+    text alike — where `icontains` on a UUID column would read every row.
+    Shorter prefixes match too many rows to be useful and are refused.
+    """
+    tokens = term.replace(",", " ").split()
+    if not tokens:
+        return None
+    try:
+        return Q(**{f"{field}__in": [UUID(t) for t in tokens]})
+    except ValueError:
+        pass
+    if len(tokens) != 1:
+        return None
+    digits = tokens[0].replace("-", "").lower()
+    if not (MIN_PREFIX <= len(digits) < 32 and set(digits) <= HEX):
+        return None
+    low, high = UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
+    return Q(**{f"{field}__gte": low, f"{field}__lte": high})
+
+
+# --- Reading an operator's edit of a step's limits ------------------------------------
+
+
+class LimitsField(forms.JSONField):
+    """JSON with an error that says where it broke, not just "Enter a valid JSON"."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(
+                    f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
+                    code="invalid",
+                ) from None
+        return super().to_python(value)
+
+
+class StepLimitsForm(forms.ModelForm):
+    """Reads and checks an edit of `Step.limits`; the admin and the dashboard both use it.
+
+    Parsing is LimitsField's, checking is `operations.validate_limits`'s. The
+    form never writes: it leaves the instance as loaded, and the screens save
+    through `operations.save_step_limits`, which checks the permission and
+    writes the limits column only.
+    """
+
+    class Meta:
+        model = Step
+        fields = ["limits"]
+        field_classes = {"limits": LimitsField}
+
+    def clean_limits(self) -> dict[str, Any]:
+        return validate_limits(self.instance.limits or {}, self.cleaned_data.get("limits"))
+
+    def _post_clean(self) -> None:
+        # A ModelForm would copy the value onto the instance here; saving is
+        # save_step_limits' job alone, which validates against the stored limits.
+        pass
+
+
+# --- Progress -------------------------------------------------------------------------
 
 
 def job_progress(steps: list[Step]) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from typing import Any
 from django import template
 from django.urls import reverse
 
-from jobs.admin.base import short_duration, status_dot
 from jobs.models import JobStatus
 from jobs.ops import stats
+from jobs.ops.presentation import duration_text, status_dot
 
 register = template.Library()
 
@@ -39,7 +39,7 @@ def job_stats_panel(context: template.Context) -> dict[str, Any]:
         ],
         "total": sum(counts.values()),
         "jobs_url": jobs_url,
-        "oldest_queued": short_duration(oldest) if oldest is not None else None,
+        "oldest_queued": duration_text(oldest) if oldest is not None else None,
         "unresolved": stats.unresolved_dead_letters(),
         "dead_letters_url": reverse("admin:jobs_deadletter_changelist") + "?resolved=no",
         "can_view_dead_letters": user.has_perm("jobs.view_deadletter"),

@@ -2,6 +2,7 @@
 detail page, step limits, the home panel, and bounded queries on the changelist."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -13,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.admin.base import EstimatedCountPaginator, distinct_values, id_lookup
+from jobs.admin.base import distinct_values
 from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
+from jobs.ops import presentation
 from tests.factories import AttemptFactory, DeadLetterFactory, JobFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -133,6 +135,14 @@ class TestJobActions:
         assert letter.note == "payments API outage, fixed"
         assert timezone.now() - letter.resolved_at < timedelta(minutes=1)
         assert Job.objects.get(pk=letter.job_id).status == S.DEAD  # the job stays dead
+
+    def test_the_note_page_caps_its_count_like_every_list(self, operator, monkeypatch):
+        monkeypatch.setattr(presentation, "COUNT_CAP", 2)
+        letters = [DeadLetterFactory() for _ in range(3)]
+        page = act(operator, "resolve_selected", [letters[0].job],
+                   url=f"{JOBS}?status__exact=dead", select_across=1)
+        assert "each of more than 2 jobs" in page.content.decode()
+        assert DeadLetter.objects.filter(resolved_at__isnull=True).count() == 3
 
     def test_resolve_without_a_note_records_who(self, operator):
         letter = DeadLetterFactory()
@@ -319,6 +329,19 @@ class TestSearch:
         assert self.find(operator, str(a.pk)[:8]) >= {a}
         assert self.find(operator, f"{a.pk}, {b.pk}") == {a, b}
 
+    def test_a_prefix_is_a_range_on_the_id_index(self, operator):
+        """The rule is presentation.id_search's, the dashboard's too: 8+ hex digits
+        match exactly the ids that start with them; fewer match nothing."""
+        inside = [JobFactory(id=uuid.UUID("1234abcd-0000-4000-8000-000000000000")),
+                  JobFactory(id=uuid.UUID("1234abcd-ffff-4fff-bfff-ffffffffffff"))]
+        below = JobFactory(id=uuid.UUID("1234abcc-ffff-4fff-bfff-ffffffffffff"))
+        above = JobFactory(id=uuid.UUID("1234abce-0000-4000-8000-000000000000"))
+        assert self.find(operator, "1234abcd") == set(inside)
+        assert self.find(operator, "1234ABCD-0") == {inside[0]}  # dashes and case as shown
+        assert self.find(operator, "1234abc") == set()  # 7 digits: too short to search
+        assert self.find(operator, "1234abcc") == {below}
+        assert self.find(operator, "1234abce") == {above}
+
     def test_by_idempotency_key_or_task_name_exactly(self, operator):
         keyed = JobFactory(idempotency_key="welcome:42", task_name="tests.noop")
         other = JobFactory(task_name="tests.add")
@@ -327,9 +350,13 @@ class TestSearch:
         assert self.find(operator, "welcome") == set()  # exact, not a substring
         assert self.find(operator, "tests") == set()
 
-    def test_id_lookup_only_takes_ids(self):
-        assert id_lookup("reports.build") is None
-        assert id_lookup("abc") is None  # too short to be a useful prefix
+    def test_the_other_lists_search_by_their_job_id(self, operator):
+        job = JobFactory(status=S.DEAD)
+        attempt = AttemptFactory(job=job, status=AttemptStatus.FAILED)
+        AttemptFactory()  # another job's
+        url = reverse("admin:jobs_attempt_changelist")
+        listed = operator.get(url, {"q": str(job.pk)[:8]}).context["cl"].result_list
+        assert list(listed) == [attempt]
 
 
 class TestFilters:
@@ -346,6 +373,7 @@ class TestFilters:
         assert self.listed(operator, "?status__exact=dead") == {fresh}
         assert self.listed(operator, "?queue=emails") == {fresh, week_old}
         assert self.listed(operator, "?task=tests.noop") == {fresh}
+        assert self.listed(operator, "?created=15m") == {fresh}
         assert self.listed(operator, "?created=1h") == {fresh}
         assert self.listed(operator, "?created=24h") == {fresh, day_old}
         assert self.listed(operator, "?created=7d") == {fresh, day_old, week_old}
@@ -358,22 +386,31 @@ class TestFilters:
         JobFactory(queue="emails")
         assert distinct_values(Job, "queue") == ["default", "emails"]
         html = operator.get(JOBS).content.decode()
-        assert "?queue=emails" in html and "?created=1h" in html
+        assert "?queue=emails" in html
+        # The same windows as the dashboard's "Created" filter.
+        for time_range in presentation.TIME_RANGES.values():
+            assert f"?created={time_range.key}" in html and time_range.label in html
 
 
 class TestPaginator:
-    def test_counts_are_capped_when_filtered(self, operator, monkeypatch):
-        monkeypatch.setattr(EstimatedCountPaginator, "CAP", 5)
-        for _ in range(8):
+    """The count cap is presentation.COUNT_CAP, the dashboard's too."""
+
+    @pytest.mark.parametrize(("rows", "capped", "text"), [(5, False, "5"),
+                                                         (6, True, "more than 5")])
+    def test_filtered_counts_stop_at_the_cap(self, operator, monkeypatch, rows, capped, text):
+        monkeypatch.setattr(presentation, "COUNT_CAP", 5)
+        for _ in range(rows):
             JobFactory(status=S.DEAD)
         response = operator.get(JOBS + "?status__exact=dead")
         paginator = response.context["cl"].paginator
-        assert paginator.is_capped and paginator.count == 6
-        assert "more than 5" in response.content.decode()
+        assert (paginator.is_capped, paginator.count, paginator.count_text) == (capped, 5, text)
+        html = " ".join(response.content.decode().split())
+        assert f'<p class="paginator"> {text} jobs </p>' in html
+        assert f"{text} results" in html  # next to the search box
 
     def test_pages_stop_at_the_cap(self, operator, monkeypatch):
         """No OFFSET of a million rows: deep pages are out of reach, filters are not."""
-        monkeypatch.setattr(EstimatedCountPaginator, "CAP", 4)
+        monkeypatch.setattr(presentation, "COUNT_CAP", 4)
         monkeypatch.setattr(admin.site._registry[Job], "list_per_page", 2)
         for _ in range(9):
             JobFactory()
@@ -389,7 +426,7 @@ class TestPaginator:
 
     @pytest.mark.postgres_only
     def test_unfiltered_uses_the_planner_estimate_on_postgres(self, operator, monkeypatch):
-        monkeypatch.setattr(EstimatedCountPaginator, "CAP", 5)
+        monkeypatch.setattr(presentation, "COUNT_CAP", 5)
         for _ in range(20):
             JobFactory()
         with connection.cursor() as cursor:
@@ -421,6 +458,11 @@ def test_detail_shows_steps_and_attempts_escaped(operator):
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
     assert "<details><summary><code>RuntimeError: &lt;script&gt;" in html  # folded traceback
     assert "TimeoutError: took too long" in html
+    # Statuses as presentation draws them, the dashboard's way: words beside the colour.
+    assert presentation.status_dot(AttemptStatus.TIMED_OUT, "attempt") in html
+    assert '<span class="status-label">Timed out</span>' in html
+    assert presentation.status_dot(StepStatus.FAILED, "step") in html
+    assert presentation.status_dot(S.DEAD) in html
     assert reverse("admin:jobs_step_change", args=[step.pk]) in html  # to edit limits
     assert "&quot;max_rows&quot;: 5000" in html
     assert '"note": "&lt;script&gt;' in html.replace("&quot;", '"')  # pretty JSON
@@ -465,6 +507,27 @@ class TestStepLimits:
         assert response.status_code == 200
         assert "limits" in response.context["adminform"].form.errors
         assert error in response.content.decode()
+        step.refresh_from_db()
+        assert step.limits == {"max_rows": 5000}
+
+    def test_invalid_json_is_a_form_error_not_a_500(self, operator):
+        step = self.step()
+        response = operator.post(self.url(step), {"limits": '{"max_rows": 9000'})
+        assert response.status_code == 200
+        [error] = response.context["adminform"].form.errors["limits"]
+        assert error.startswith("Not valid JSON:")  # the dashboard's words too
+        step.refresh_from_db()
+        assert step.limits == {"max_rows": 5000}
+
+    def test_the_save_itself_checks_the_permission(self, client, monkeypatch):
+        """The admin saves through operations.save_step_limits, which refuses a user
+        without jobs.resume_job even if the page had let the form through."""
+        monkeypatch.setattr(admin.site._registry[Step], "has_change_permission",
+                            lambda request, obj=None: True)
+        client.force_login(staff_with("view_step", "change_step"))
+        step = self.step()
+        response = client.post(self.url(step), {"limits": json.dumps({"max_rows": 9000})})
+        assert response.status_code == 403
         step.refresh_from_db()
         assert step.limits == {"max_rows": 5000}
 

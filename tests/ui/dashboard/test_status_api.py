@@ -12,8 +12,9 @@ from jobs import enqueue
 from jobs.core import transitions
 from jobs.core.transitions import ErrorInfo
 from jobs.models import JobStatus
+from jobs.ops import presentation
 from jobs.worker.runner import run_job
-from tests.factories import StaffFactory, UserFactory
+from tests.factories import JobFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 S = JobStatus
@@ -117,6 +118,21 @@ def test_cancelled(owner):
     body = read(client_for(owner), job)
     assert body["status"] == "cancelled" and body["terminal"] is True
     assert body["error"] is None and body["result"] is None
+
+
+@pytest.mark.parametrize("status", list(S))
+def test_the_status_label_is_the_one_the_screens_show(status):
+    """A frontend built on the API says what the dashboard and the admin say."""
+    job = JobFactory(status=status)
+    staff = client_for(StaffFactory(is_superuser=True))  # may open the admin too
+    body = read(staff, job)
+    label, _ = presentation.status_info(status)
+    assert body["status_label"] == label
+    dot = presentation.status_dot(status)
+    assert f'<span class="status-label">{label}</span>' in dot
+    for screen in (reverse("dashboard:job", args=[job.pk]),
+                   reverse("admin:jobs_job_change", args=[job.pk])):
+        assert dot in staff.get(screen).content.decode()
 
 
 def test_owner_and_staff_may_read_others_get_the_same_404_as_a_missing_job(owner):

@@ -1,6 +1,7 @@
 """The dashboard's pages through Django's test client: access, CSRF, filters, pagination,
 actions, step limits, polling, escaping and query counts."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -8,8 +9,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.queries import COUNT_CAP, Cursor
-from jobs.models import DeadLetter, Job, JobStatus, Step, StepStatus
+from dashboard.queries import Cursor
+from jobs.models import AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
+from jobs.ops import presentation
 from tests.factories import (
     AttemptFactory,
     DeadLetterFactory,
@@ -133,9 +135,13 @@ def test_filters_by_status_queue_task_time_and_search(ops_client):
                      created_at=now - timedelta(days=2))
     keyed = JobFactory(idempotency_key="welcome:42", task_name="demo.build_report")
     JobFactory(status=S.SUCCEEDED)
+    earlier = JobFactory(created_at=now - timedelta(minutes=20))
 
     assert set(listed(ops_client.get(LIST, {"status": "dead"}))) == {str(dead.pk), str(old.pk)}
     assert set(listed(ops_client.get(LIST, {"queue": "emails", "last": "1h"}))) == {str(dead.pk)}
+    assert str(earlier.pk) in listed(ops_client.get(LIST, {"last": "1h"}))
+    last_15 = listed(ops_client.get(LIST, {"last": "15m"}))
+    assert str(dead.pk) in last_15 and str(earlier.pk) not in last_15
     assert listed(ops_client.get(LIST, {"task": "demo.build_report"})) == [str(keyed.pk)]
     since = (now - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     until = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
@@ -143,6 +149,30 @@ def test_filters_by_status_queue_task_time_and_search(ops_client):
     assert listed(ops_client.get(LIST, {"q": "welcome:42"})) == [str(keyed.pk)]
     assert listed(ops_client.get(LIST, {"q": str(dead.pk)})) == [str(dead.pk)]
     assert listed(ops_client.get(LIST, {"q": "no-such-key"})) == []
+
+
+def test_search_finds_ids_the_way_the_admin_does(ops_client):
+    """presentation.id_search: whole ids (several at once) or one 8+ digit prefix as
+    a range on the primary key; an idempotency key still matches exactly."""
+    inside = [JobFactory(id=uuid.UUID("1234abcd-0000-4000-8000-000000000000")),
+              JobFactory(id=uuid.UUID("1234abcd-ffff-4fff-bfff-ffffffffffff"))]
+    below = JobFactory(id=uuid.UUID("1234abcc-ffff-4fff-bfff-ffffffffffff"),
+                       idempotency_key="1234abce")
+    above = JobFactory(id=uuid.UUID("1234abce-0000-4000-8000-000000000000"))
+
+    def found(q):
+        response = ops_client.get(LIST, {"q": q})
+        assert response.status_code == 200
+        return set(listed(response))
+
+    assert found("1234abcd") == {str(j.pk) for j in inside}
+    assert found(" 1234ABCD-0 ") == {str(inside[0].pk)}
+    assert found(f"{below.pk}, {above.pk}") == {str(below.pk), str(above.pk)}
+    assert found(f"{below.pk} {above.pk.hex}") == {str(below.pk), str(above.pk)}
+    # A key that looks like a prefix matches both ways: its own job and the id range.
+    assert found("1234abce") == {str(below.pk), str(above.pk)}
+    assert found("1234abc") == set()  # 7 digits: too short, and no such key
+    assert found("1234abcz") == set()  # not hex
 
 
 @pytest.mark.parametrize("params, message", [
@@ -195,11 +225,24 @@ def test_cursor_round_trips_exactly():
     assert Cursor.decode(cursor.encode()) == cursor
 
 
-def test_the_count_is_capped_and_says_so(ops_client):
-    Job.objects.bulk_create([Job(task_name="demo.add") for _ in range(COUNT_CAP + 5)])
+def test_the_count_is_capped_and_says_so(ops_client, monkeypatch):
+    """The cap is presentation.COUNT_CAP, the admin's too; the text says so the same way."""
+    monkeypatch.setattr(presentation, "COUNT_CAP", 5)
+    Job.objects.bulk_create([Job(task_name="demo.add") for _ in range(5)])
     response = ops_client.get(LIST, {"size": "25"})
-    assert response.context["page"].count_display == f"{COUNT_CAP}+"
-    assert f"<strong>{COUNT_CAP}+</strong> matching jobs" in response.content.decode()
+    assert response.context["page"].count == presentation.CappedCount(5, False, 5)
+    assert "<strong>5</strong> matching jobs" in response.content.decode()
+    JobFactory(task_name="demo.add")  # one more than the cap
+    response = ops_client.get(LIST, {"size": "25"})
+    assert response.context["page"].count == presentation.CappedCount(5, True, 5)
+    assert "<strong>more than 5</strong> matching jobs" in response.content.decode()
+    assert len(response.context["page"].jobs) == 6  # the cap limits the count, not the list
+
+
+def test_the_created_filter_offers_the_shared_time_ranges(ops_client):
+    html = ops_client.get(LIST).content.decode()
+    for time_range in presentation.TIME_RANGES.values():
+        assert f'<option value="{time_range.key}">{time_range.label}</option>' in html
 
 
 def test_filters_render_a_fragment_for_htmx_and_a_page_otherwise(ops_client, htmx_headers):
@@ -424,6 +467,33 @@ def test_step_limits_are_validated_and_saved(ops_client, htmx_headers):
     assert step.limits == {"max_rows": 5000}
 
 
+def test_invalid_limits_without_htmx_rerender_the_page_with_the_error(ops_client):
+    job, steps = catalog_job(status=S.DEAD)
+    Step.objects.filter(pk=steps[2].pk).update(limits={"max_rows": 500})
+    url = reverse("dashboard:step-limits", args=[job.pk, steps[2].pk])
+    for bad in ('{"max_rows": 5000', "", "[1, 2]"):
+        response = ops_client.post(url, {"limits": bad})
+        assert response.status_code == 400
+        html = response.content.decode()
+        assert "<html" in html and f'id="limits-err-{steps[2].pk}"' in html
+    assert "Not valid JSON: " in ops_client.post(url, {"limits": "{"}).content.decode()
+    assert Step.objects.get(pk=steps[2].pk).limits == {"max_rows": 500}
+
+
+def test_saving_limits_writes_only_the_limits(ops_client):
+    """Through operations.save_step_limits: status and progress stay as a worker left them."""
+    job, steps = catalog_job(status=S.DEAD)
+    Step.objects.filter(pk=steps[2].pk).update(limits={"max_rows": 500, "strict": True},
+                                               progress_current=17, progress_total=40)
+    url = reverse("dashboard:step-limits", args=[job.pk, steps[2].pk])
+    response = ops_client.post(url, {"limits": '{"max_rows": 5000}'})
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"#step-{steps[2].pk}")
+    step = Step.objects.get(pk=steps[2].pk)
+    assert step.limits == {"max_rows": 5000, "strict": True}  # merged over the declared ones
+    assert (step.status, step.progress_current) == (StepStatus.FAILED, 17)
+
+
 def test_step_limits_need_the_resume_permission():
     job, steps = catalog_job(status=S.DEAD)
     Step.objects.filter(pk=steps[2].pk).update(limits={"max_rows": 500})
@@ -432,6 +502,10 @@ def test_step_limits_need_the_resume_permission():
     assert "Save limits" not in html
     url = reverse("dashboard:step-limits", args=[job.pk, steps[2].pk])
     assert client.post(url, {"limits": '{"max_rows": 5000}'}).status_code == 403
+    # Refused before the value is read: no form error tells what would have passed.
+    assert client.post(url, {"limits": "{not json"}).status_code == 403
+    assert client.post(url, {"limits": '{"max_rows": 5000}'},
+                       headers={"HX-Request": "true"}).status_code == 403
     assert Step.objects.get(pk=steps[2].pk).limits == {"max_rows": 500}
 
 
@@ -464,3 +538,32 @@ def test_resume_after_raising_a_limit_from_the_dashboard(ops_client, htmx_header
                                headers=htmx_headers)
     assert "Resumed 1, skipped none." in response.content.decode()
     assert run_job(job.pk) == S.SUCCEEDED
+
+
+# --- The same on both screens ---------------------------------------------------------
+
+
+def test_a_job_reads_the_same_here_and_in_the_admin(ops_client):
+    """One owner, jobs.ops.presentation: the same dot, words and duration on both screens."""
+    now = timezone.now()
+    job = JobFactory(status=S.RETRYING, started_at=now - timedelta(minutes=5, seconds=3),
+                     finished_at=now, attempt_count=1)
+    AttemptFactory(job=job, number=1, status=AttemptStatus.INTERRUPTED,
+                   duration=timedelta(seconds=4, milliseconds=250))
+    job_dot = presentation.status_dot(S.RETRYING)
+    attempt_dot = presentation.status_dot(AttemptStatus.INTERRUPTED, "attempt")
+    assert "Waiting to retry" in job_dot and "Interrupted (shutdown)" in attempt_dot
+
+    screens = {
+        "dashboard list": (LIST, [job_dot, "5 min 3 s"]),
+        "dashboard job": (reverse("dashboard:job", args=[job.pk]),
+                          [job_dot, "5 min 3 s", attempt_dot, "4.2 s"]),
+        "admin list": (reverse("admin:jobs_job_changelist"), [job_dot, "5 min 3 s"]),
+        "admin job": (reverse("admin:jobs_job_change", args=[job.pk]),
+                      [job_dot, "5 min 3 s", attempt_dot, "4.2 s"]),
+        "admin attempts": (reverse("admin:jobs_attempt_changelist"), [attempt_dot, "4.2 s"]),
+    }
+    for screen, (url, expected) in screens.items():
+        html = ops_client.get(url).content.decode()
+        for text in expected:
+            assert text in html, f"{screen} does not show {text!r}"
