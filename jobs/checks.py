@@ -41,11 +41,12 @@ def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 ("MAX_RESULT_BYTES", js.max_result_bytes),
                 ("MAX_ERROR_CHARS", js.max_error_chars),
                 ("MAX_TRACEBACK_CHARS", js.max_traceback_chars),
-                ("MAX_DELAY_DAYS", js.max_delay_days))
+                ("MAX_DELAY_DAYS", js.max_delay_days),
+                ("PRIORITY_AGING_SECONDS", js.priority_aging_seconds))
     for key, value in positive:
         if value <= 0:
             errors.append(Error(
-                f"{_name(key)} is {value}: it must be at least 1, or every job would "
+                f"{_name(key)} is {value}: it must be positive, or every job would "
                 f"{'time out at once (or never)' if key == 'DEFAULT_TIMEOUT' else 'be refused'}.",
                 hint=f"Set {ENV_PREFIX}{key} to a positive whole number "
                      f"(default {DEFAULTS[key]}).",

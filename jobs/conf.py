@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_TRACEBACK_CHARS": 32_000,
     # The furthest into the future a job may be scheduled.
     "MAX_DELAY_DAYS": 3650,
+    # Priority aging: a due job gains one priority point for every this many
+    # seconds it waits, so a lower-priority job starts at the latest after
+    # (difference in priority) x this many seconds (see docs/architecture.md).
+    "PRIORITY_AGING_SECONDS": 10.0,
 }
 
 
@@ -87,6 +91,7 @@ class JobsSettings:
     max_error_chars: int
     max_traceback_chars: int
     max_delay_days: int
+    priority_aging_seconds: float
 
     def served_queues(self) -> tuple[str, ...]:
         return self.queues or (self.default_queue,)

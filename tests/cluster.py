@@ -29,7 +29,10 @@ def database_url() -> str:
 
 
 class ClusterProcess:
-    def __init__(self, name: str = "default", workers: int = 2, env: dict | None = None):
+    def __init__(self, name: str = "default", workers: int = 2, env: dict | None = None,
+                 queues: list[str] | None = None):
+        """A `manage.py qcluster --name NAME [--queues ...]`: without `queues` it serves
+        the queue named like the cluster."""
         self.log_path = ROOT / "test-artifacts" / f"qcluster-{name}-{time.time_ns()}.log"
         self.log_path.parent.mkdir(exist_ok=True)
         full_env = {
@@ -44,7 +47,8 @@ class ClusterProcess:
         }
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            [sys.executable, str(ROOT / "manage.py"), "qcluster", "--name", name,
+             *(["--queues", ",".join(queues)] if queues is not None else [])],
             cwd=ROOT,
             env=full_env,
             stdout=self._log,

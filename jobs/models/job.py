@@ -76,6 +76,14 @@ class Job(models.Model):
                 name="job_due_idx",
                 condition=Q(status__in=RUNNABLE_STATUSES),
             ),
+            # The other half of it: the longest-due jobs, whatever their priority
+            # (priority aging, see jobs.worker.broker).
+            models.Index(
+                "queue",
+                "run_after",
+                name="job_due_age_idx",
+                condition=Q(status__in=RUNNABLE_STATUSES),
+            ),
             # What the reaper asks: running jobs whose lease ran out.
             models.Index(
                 fields=["lease_expires_at"],

@@ -10,11 +10,12 @@ first it simply expires, the job still truthfully `queued`.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from time import sleep
 from uuid import UUID
 
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import Error as DatabaseErrors
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers import Broker
@@ -32,37 +33,74 @@ from jobs.worker.runner import execute
 logger = logging.getLogger("jobs.broker")
 
 
-def reserve_due(queue: str, limit: int, *, seconds: float | None = None) -> list[UUID]:
-    """Reserve up to `limit` due jobs of `queue`, best first; return their ids."""
-    return [pk for pk, _ in _reserve(queue, limit, seconds)]
+def reserve_due(queues: str | list[str] | tuple[str, ...], limit: int, *,
+                seconds: float | None = None) -> list[UUID]:
+    """Reserve up to `limit` due jobs of `queues`, best first; return their ids."""
+    return [pk for pk, _ in _reserve([queues] if isinstance(queues, str) else list(queues),
+                                     limit, seconds)]
 
 
-def _reserve(queue: str, limit: int, seconds: float | None) -> list[tuple[UUID, str]]:
+def _epoch(column: str) -> str:
+    """SQL for a timestamp column in seconds since the epoch, on either database."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {column})"
+    return f"((julianday({column}) - 2440587.5) * 86400.0)"
+
+
+def _reserve(queues: list[str], limit: int, seconds: float | None) -> list[tuple[UUID, str]]:
+    """One statement: pick the best due jobs and reserve them.
+
+    Best means highest effective priority: a job's priority plus one point for
+    every JOBS['PRIORITY_AGING_SECONDS'] it has been due. Only two small sets
+    are ranked, never the whole backlog: the `limit` best by priority and the
+    `limit` longest due (each read from its own partial index). The longest-due
+    job is therefore always a candidate, and once its age has outweighed any
+    priority above its own it is taken, so no job waits forever.
+    """
+    settings = conf.get()
     now = timezone.now()
-    seconds = conf.get().reservation_seconds if seconds is None else seconds
+    seconds = settings.reservation_seconds if seconds is None else seconds
     adapt = connection.ops.adapt_datetimefield_value
     table = connection.ops.quote_name(Job._meta.db_table)
     skip_locked = (
         " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     )
+    in_queues = ", ".join(["%s"] * len(queues))
     # Status literals are inlined (they are constants) so PostgreSQL can match
-    # the partial index job_due_idx.
+    # the partial indexes job_due_idx and job_due_age_idx.
+    due = (
+        f"status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RETRYING.value}')"
+        f" AND queue IN ({in_queues}) AND run_after <= %s"
+        " AND (reserved_until IS NULL OR reserved_until < %s)"
+    )
     sql = (
         f"UPDATE {table} SET reserved_until = %s WHERE id IN ("
-        f" SELECT id FROM {table}"
-        f" WHERE status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RETRYING.value}')"
-        "  AND queue = %s AND run_after <= %s"
-        "  AND (reserved_until IS NULL OR reserved_until < %s)"
-        f" ORDER BY priority DESC, run_after LIMIT %s{skip_locked}"
+        f" SELECT id FROM {table} WHERE id IN ("
+        f"  SELECT id FROM (SELECT id FROM {table} WHERE {due}"
+        "   ORDER BY priority DESC, run_after LIMIT %s) AS best"
+        f"  UNION SELECT id FROM (SELECT id FROM {table} WHERE {due}"
+        "   ORDER BY run_after LIMIT %s) AS oldest"
+        f" ) AND {due}"
+        f" ORDER BY priority * %s - {_epoch('run_after')} DESC, run_after LIMIT %s{skip_locked}"
         ") RETURNING id, priority, run_after, task_name"
     )
-    params = [adapt(now + timedelta(seconds=seconds)), queue, adapt(now), adapt(now), limit]
+    due_params = [*queues, adapt(now), adapt(now)]
+    params = [adapt(now + timedelta(seconds=seconds)), *due_params, limit, *due_params, limit,
+              *due_params, settings.priority_aging_seconds, limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     # RETURNING does not keep the subquery's order; restore best-first.
-    rows.sort(key=lambda row: (-row[1], str(row[2])))
+    aging = settings.priority_aging_seconds
+    rows.sort(key=lambda row: (-(row[1] * aging - _timestamp(row[2])), str(row[2])))
     return [(row[0] if isinstance(row[0], UUID) else UUID(row[0]), row[3]) for row in rows]
+
+
+def _timestamp(value: object) -> float:
+    if isinstance(value, str):  # SQLite returns the stored text
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def package(job_id: UUID, task_name: str = "") -> dict:
@@ -95,8 +133,21 @@ def _task_timeout(task_name: str) -> int:
 class JobTableBroker(Broker):
     """A django-q2 broker whose queue is the set of due rows in `jobs_job`.
 
-    A cluster serves the job queue named like the cluster (Q_CLUSTER_NAME).
+    It serves the job queues it is given (`qcluster --queues`, see that
+    command), or JOBS['QUEUES'], or the default queue.
     """
+
+    def __init__(self, list_key: str | None = None, queues: list[str] | None = None) -> None:
+        super().__init__(list_key=list_key)
+        self.queues = list(queues or conf.get().served_queues())
+
+    # django-q2 pickles the broker into the cluster's processes (spawn start method).
+    def __getstate__(self) -> tuple:
+        return self.list_key, self._info, self.queues
+
+    def __setstate__(self, state: tuple) -> None:
+        self.list_key, self._info, self.queues = state
+        self.connection = self.get_connection(self.list_key)
 
     def enqueue(self, task):  # noqa: ANN001 - django-q2's signature
         raise NotImplementedError(
@@ -109,12 +160,12 @@ class JobTableBroker(Broker):
     def dequeue(self):
         if self.run_maintenance:
             maintenance.ensure_started()
-        if transaction.get_autocommit():
-            # Drop a connection the database closed (restart, failover) before use.
-            close_old_connections()
         try:
-            reserved = _reserve(self.list_key, Conf.BULK, None)
-        except DatabaseError:
+            if transaction.get_autocommit():
+                # Drop a connection the database closed (restart, failover) before use.
+                close_old_connections()
+            reserved = _reserve(self.queues, Conf.BULK, None)
+        except DatabaseErrors:
             # The database went away: reconnect on the next poll instead of letting
             # django-q2 kill and respawn the pusher after a 10 s pause.
             logger.warning("dequeue failed; reconnecting", exc_info=True)
@@ -131,7 +182,7 @@ class JobTableBroker(Broker):
         now = timezone.now()
         return (
             Job.objects.filter(
-                queue=self.list_key, status__in=JobStatus.runnable(), run_after__lte=now
+                queue__in=self.queues, status__in=JobStatus.runnable(), run_after__lte=now
             )
             .exclude(reserved_until__gte=now)
             .count()
@@ -140,7 +191,7 @@ class JobTableBroker(Broker):
     def lock_size(self) -> int:
         """Jobs reserved by a cluster or running."""
         now = timezone.now()
-        return Job.objects.filter(queue=self.list_key).filter(
+        return Job.objects.filter(queue__in=self.queues).filter(
             Q(status=JobStatus.RUNNING)
             | Q(status__in=JobStatus.runnable(), reserved_until__gte=now)
         ).count()
@@ -150,7 +201,7 @@ class JobTableBroker(Broker):
         return True
 
     def info(self) -> str:
-        return f"Job table ({connection.vendor})"
+        return f"Job table ({connection.vendor}), queues {', '.join(self.queues)}"
 
     # The Job row is the message: finishing it is the runner's business.
     def acknowledge(self, task_id) -> None:  # noqa: ANN001

@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 
 from jobs import enqueue
-from jobs.models import DeadLetter, Job, JobStatus
+from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus
 from tests.cluster import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -45,3 +45,15 @@ def test_jobs_run_to_truthful_terminal_states(cluster_factory, on_postgres):
 
     assert Job.objects.count() == 3  # the rolled-back job never existed
     assert not Job.objects.filter(status=S.RUNNING).exists()
+
+
+def test_a_task_overrunning_its_timeout_ends_timed_out_on_a_real_cluster(cluster_factory):
+    job = enqueue("tests.times_out", 30)  # timeout=1, max_attempts=2
+    cluster = cluster_factory()
+    assert wait_for(lambda: Job.objects.get(pk=job.pk).status == JobStatus.DEAD, 40), (
+        cluster.log()[-3000:])
+    attempts = list(Attempt.objects.filter(job=job).order_by("number"))
+    assert [a.status for a in attempts] == [AttemptStatus.TIMED_OUT] * 2
+    assert all("exceeded its timeout of 1 s" in a.error_message for a in attempts)
+    assert all(a.duration.total_seconds() < 5 for a in attempts)  # stopped, not left to run
+    assert DeadLetter.objects.get(job=job).error_class == "TimeoutError"

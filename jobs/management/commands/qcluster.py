@@ -11,6 +11,12 @@ On SIGTERM or SIGINT to this (main) process:
 
 Send SIGTERM to this process only (Docker and Kubernetes do; under systemd use
 KillMode=mixed): a SIGTERM to every process would kill workers mid-job.
+
+Which queues a cluster serves: `--queues reports,emails`, else the queue named
+like the cluster (`--name reports`), else JOBS['QUEUES'], else
+JOBS['DEFAULT_QUEUE']. The broker is built here with that list and handed to
+django-q2, so the choice holds whatever django-q2 read from its settings at
+import. A database that is not reachable at start is waited for, with backoff.
 """
 
 from __future__ import annotations
@@ -19,12 +25,19 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import Error as DatabaseError
+from django.db import connection
 from django_q.cluster import Cluster
+from django_q.conf import Conf
 
 from jobs import conf
+from jobs.core.registry import check_queue
+from jobs.exceptions import InvalidJobOption
+from jobs.worker.broker import JobTableBroker
 from jobs.worker.runner import DRAIN_SIGNAL, INTERRUPT_SIGNAL
 
 logger = logging.getLogger("jobs.cluster")
@@ -36,17 +49,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("-n", "--name", dest="cluster_name", default=None,
-                            help="Cluster name, which is also the job queue it serves.")
+                            help="Cluster name; without --queues, also the job queue it serves.")
+        parser.add_argument("-q", "--queues", default=None,
+                            help="Comma-separated job queues this cluster serves "
+                                 "(default: JOBS['QUEUES'], else JOBS['DEFAULT_QUEUE']).")
 
-    def handle(self, *args, cluster_name: str | None = None, **options):
-        if cluster_name:
-            os.environ["Q_CLUSTER_NAME"] = cluster_name
+    def handle(self, *args, cluster_name: str | None = None, queues: str | None = None,
+               **options):
+        served = served_queues(cluster_name, queues)
+        name = cluster_name or Conf.CLUSTER_NAME
+        Conf.CLUSTER_NAME = name  # django-q2's own logs and stats name this cluster
+        wait_for_database()
+        logger.info("cluster %s serves queue(s) %s", name, ", ".join(served))
         # Inherited by sentinel, pusher and monitor, which must not die of these;
         # workers install real handlers when they spawn (jobs.runner).
         signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
         signal.signal(INTERRUPT_SIGNAL, signal.SIG_IGN)
         stop = threading.Event()
-        cluster = Cluster()  # installs django-q2's handlers, which block inside the handler
+        # Installs django-q2's handlers, which block inside the handler.
+        cluster = Cluster(broker=JobTableBroker(list_key=name, queues=served))
         # Ours only flag, and are in place before start(): a SIGTERM during start-up
         # must not reach django-q2's handler, which would wait for running jobs forever.
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -74,6 +95,39 @@ class Command(BaseCommand):
             _signal_all(_descendants(sentinel.pid) + [sentinel.pid], signal.SIGKILL)
             sentinel.join(timeout=5)
         logger.info("cluster stopped")
+
+
+def served_queues(cluster_name: str | None, queues: str | None) -> list[str]:
+    """The queues to serve, by the precedence in the module docstring; CommandError if bad."""
+    if queues is not None:
+        names = [q.strip() for q in queues.split(",")]
+        option = "--queues"
+    elif cluster_name:
+        names, option = [cluster_name], "--name"
+    else:
+        names, option = list(conf.get().served_queues()), "JOBS['QUEUES']"
+    try:
+        return list(dict.fromkeys(check_queue(q) for q in names))
+    except InvalidJobOption as exc:
+        raise CommandError(f"{option}: {exc}") from None
+
+
+def wait_for_database(max_backoff: float = 10.0) -> None:
+    """Block until the database answers, retrying with backoff and saying so, instead of
+    letting every process of the cluster fail at once."""
+    backoff = 0.5
+    while True:
+        try:
+            connection.ensure_connection()
+            return
+        except DatabaseError as exc:
+            logger.warning("database not reachable (%s); retrying in %.1f s", exc, backoff)
+            connection.close()
+            time.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
+        finally:
+            # Children must not inherit this connection; each opens its own.
+            connection.close()
 
 
 def _descendants(pid: int) -> list[int]:

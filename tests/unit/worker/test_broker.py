@@ -1,3 +1,4 @@
+import pickle
 from datetime import timedelta
 
 import pytest
@@ -62,3 +63,39 @@ def test_dequeue_hands_out_signed_packages_carrying_only_the_job_id():
 def test_enqueue_through_django_q_is_refused():
     with pytest.raises(NotImplementedError, match="jobs.enqueue"):
         JobTableBroker(list_key="default").enqueue(package(JobFactory().pk))
+
+
+def test_reserves_across_every_served_queue_and_no_other():
+    now = timezone.now()
+    email = JobFactory(queue="emails", run_after=now - timedelta(seconds=2))
+    report = JobFactory(queue="reports", priority=5, run_after=now)
+    JobFactory(queue="default")
+    assert reserve_due(["emails", "reports"], 10) == [report.pk, email.pk]
+    assert reserve_due(["emails", "reports"], 10) == []  # already reserved
+    broker = JobTableBroker(list_key="mixed", queues=["default"])
+    assert broker.queue_size() == 1
+
+
+def test_a_broker_keeps_its_queues_when_pickled_into_a_cluster_process():
+    broker = pickle.loads(pickle.dumps(JobTableBroker(list_key="c", queues=["a", "b"])))
+    assert (broker.list_key, broker.queues) == ("c", ["a", "b"])
+
+
+@pytest.mark.parametrize(("waited", "first"), [(200, "low"), (50, "high")])
+def test_a_waiting_job_gains_a_priority_point_per_aging_interval(settings, waited, first):
+    """Aging 10 s: a priority-0 job due 200 s ago outranks a priority-10 job due now
+    (200 s > 10 x 10 s); one due 50 s ago does not yet."""
+    settings.JOBS = {**settings.JOBS, "PRIORITY_AGING_SECONDS": 10.0}
+    now = timezone.now()
+    jobs = {"low": JobFactory(priority=0, run_after=now - timedelta(seconds=waited)),
+            "high": JobFactory(priority=10, run_after=now)}
+    assert reserve_due("default", 1) == [jobs[first].pk]
+
+
+def test_the_longest_due_job_is_a_candidate_however_many_outrank_it_by_priority(settings):
+    settings.JOBS = {**settings.JOBS, "PRIORITY_AGING_SECONDS": 1.0}
+    now = timezone.now()
+    for _ in range(20):
+        JobFactory(priority=5, run_after=now - timedelta(seconds=1))
+    starved = JobFactory(priority=0, run_after=now - timedelta(seconds=60))
+    assert reserve_due("default", 2)[0] == starved.pk
