@@ -12,9 +12,12 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
+from jobs.ops.presentation import reject_unstorable_input
+
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous visitors go to the admin login (and come back); non-staff get 403.
+    """Anonymous visitors go to the admin login (and come back); non-staff get 403;
+    malformed input gets 400.
 
     An HTMX request whose session expired gets an HX-Redirect to the login page,
     so the login form replaces the page instead of being swapped into a fragment.
@@ -31,6 +34,7 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
             return redirect_to_login(request.get_full_path(), login)
         if not (user.is_active and user.is_staff):
             raise PermissionDenied("The dashboard is for staff only.")
+        reject_unstorable_input(request)  # 400 before any query sees the value
         return view(request, *args, **kwargs)
 
     return wrapped

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,7 +26,7 @@ from dashboard.forms import BulkActionForm, JobFilterForm
 from jobs.core.registry import registered_tasks
 from jobs.models import Step
 from jobs.ops import operations
-from jobs.ops.presentation import StepLimitsForm
+from jobs.ops.presentation import StepLimitsForm, reject_unstorable_input
 
 # htmx stops polling an element when a response has this status.
 HTMX_STOP_POLLING = 286
@@ -113,7 +113,10 @@ def _action_refused(request: HttpRequest, form: BulkActionForm) -> HttpResponse:
         response["HX-Reswap"] = "none"  # keep the page; the flash arrives out of band
         return response
     messages.error(request, errors)
-    return redirect(request.headers.get("Referer") or reverse("dashboard:jobs"))
+    # Back to the list the form came from, rebuilt from its filters: never to a URL
+    # the request names (a Referer can point anywhere).
+    form = JobFilterForm(QueryDict(form.data.get("filters", "")))
+    return redirect(f"{reverse('dashboard:jobs')}?{form.querystring()}")
 
 
 def _after_action(request: HttpRequest, data: dict[str, Any],
@@ -228,6 +231,10 @@ def job_status(request: HttpRequest, job_id: UUID) -> JsonResponse:
     """
     if not request.user.is_authenticated:
         return JsonResponse({"error": "Authentication required."}, status=401)
+    try:
+        reject_unstorable_input(request)
+    except BadRequest as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
     job = queries.readable_job(request.user, job_id)
     if job is None:
         return JsonResponse({"error": "Not found."}, status=404)

@@ -37,8 +37,10 @@ from jobs.ops.presentation import (
     TIME_RANGES,
     CappedCount,
     capped_count,
+    check_selected_ids,
     duration_text,
     id_search,
+    reject_unstorable_input,
     status_dot,
     time_range_choices,
 )
@@ -292,7 +294,35 @@ class EstimatedCountPaginator(Paginator):
         return min(super().num_pages, max(1, ceil(self.cap / self.per_page)))
 
 
-class LargeTableAdmin(admin.ModelAdmin):
+class GuardedAdmin(admin.ModelAdmin):
+    """Every page of every jobs admin refuses malformed input with a 400 before any query:
+    a NUL in `?queue=`, a forged action with a selected id that is no id, an
+    oversized value (see presentation.reject_unstorable_input)."""
+
+    def changelist_view(self, request: HttpRequest,
+                        extra_context: dict | None = None) -> HttpResponse:
+        reject_unstorable_input(request)
+        if request.method == "POST":
+            check_selected_ids(self.model, request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
+        return super().changelist_view(request, extra_context)
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
+                        form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        reject_unstorable_input(request)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def history_view(self, request: HttpRequest, object_id: str,
+                     extra_context: dict | None = None) -> HttpResponse:
+        reject_unstorable_input(request)
+        return super().history_view(request, object_id, extra_context)
+
+    def delete_view(self, request: HttpRequest, object_id: str,
+                    extra_context: dict | None = None) -> HttpResponse:
+        reject_unstorable_input(request)
+        return super().delete_view(request, object_id, extra_context)
+
+
+class LargeTableAdmin(GuardedAdmin):
     """Defaults for the tables that grow to millions of rows."""
 
     paginator = EstimatedCountPaginator
@@ -304,7 +334,7 @@ class LargeTableAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        # History is the truth; old jobs leave through jobs.schedules.purge_finished.
+        # History is the truth; old jobs leave through the purge_finished schedule.
         return False
 
 

@@ -14,9 +14,12 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from jobs.admin.base import GuardedAdmin
 from jobs.core.registry import registered_tasks
 from jobs.exceptions import JobsError
 from jobs.models import Schedule
+from jobs.ops import operations
+from jobs.ops.presentation import reject_unstorable_input
 from jobs.scheduling import cron, firing
 
 # --- Schedule ------------------------------------------------------------------------------
@@ -105,7 +108,7 @@ class ScheduleForm(forms.ModelForm):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(GuardedAdmin):
     form = ScheduleForm
     list_display = ("name", "task_name", "when", "enabled", "next_run_display", "last_run_at",
                     "last_job", "overlap_policy", "misfire_policy", "last_error_short")
@@ -136,11 +139,22 @@ class ScheduleAdmin(admin.ModelAdmin):
     def last_error_short(self, obj: Schedule) -> str:
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
-    @admin.action(description="Run selected schedules now (once each)")
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return operations.can_run_schedules(request.user)
+
+    def changelist_view(self, request: HttpRequest,
+                        extra_context: dict | None = None) -> HttpResponse:
+        # A forged POST of the hidden action is refused, not ignored.
+        if (request.method == "POST" and "run_now_selected" in request.POST.getlist("action")
+                and not self.has_run_permission(request)):
+            raise PermissionDenied(f"{request.user} may not run schedules")
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(permissions=["run"], description="Run selected schedules now (once each)")
     def run_now_selected(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
             try:
-                job = firing.run_now(schedule)
+                job = operations.run_schedule_now(request.user, schedule)
             except JobsError as exc:
                 self.message_user(request, f"{schedule.name}: {exc}", messages.ERROR)
             else:
@@ -148,6 +162,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def changeform_view(self, request: HttpRequest, object_id: str | None = None,
                         form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        reject_unstorable_input(request)  # the preview path does not reach super()
         if request.method == "POST" and "_preview" in request.POST:
             return self._preview_view(request, object_id, form_url, extra_context)
         return super().changeform_view(request, object_id, form_url, extra_context)

@@ -17,7 +17,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from jobs.core import transitions
 from jobs.core.transitions import BulkResult
-from jobs.models import JobStatus, Step
+from jobs.models import Job, JobStatus, Schedule, Step
+from jobs.scheduling import firing
 
 
 @dataclass(frozen=True)
@@ -146,3 +147,17 @@ def save_step_limits(user: Any, step: Step, proposed: Any) -> dict[str, Any]:
     Step.objects.filter(pk=step.pk).update(limits=limits)
     step.limits = limits
     return limits
+
+
+def can_run_schedules(user: Any) -> bool:
+    """Running a schedule now enqueues a job: it needs the right to change schedules,
+    not just to view them."""
+    return bool(user and user.is_active and user.is_staff
+                and user.has_perm("jobs.change_schedule"))
+
+
+def run_schedule_now(user: Any, schedule: Schedule) -> Job:
+    """Enqueue one run of `schedule` now, for `user`; PermissionDenied without the right."""
+    if not can_run_schedules(user):
+        raise PermissionDenied(f"{user} may not run schedules (jobs.change_schedule)")
+    return firing.run_now(schedule)

@@ -19,12 +19,15 @@ from typing import Any
 from uuid import UUID
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from jobs.core.serialization import check_text
+from jobs.exceptions import UnstorableValue
 from jobs.models import AttemptStatus, JobStatus, Step, StepStatus
 from jobs.ops.operations import validate_limits
 
@@ -238,7 +241,12 @@ def id_search(term: str, field: str = "pk") -> Q | None:
 class LimitsField(forms.JSONField):
     """JSON with an error that says where it broke, not just "Enter a valid JSON"."""
 
+    MAX_CHARS = 10_000
+
     def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > self.MAX_CHARS:
+            raise ValidationError(f"Limits are at most {self.MAX_CHARS:,} characters of JSON.",
+                                  code="too_long")
         if isinstance(value, str) and value.strip():
             try:
                 json.loads(value)
@@ -247,7 +255,18 @@ class LimitsField(forms.JSONField):
                     f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
                     code="invalid",
                 ) from None
+            except RecursionError:
+                raise ValidationError("Limits are nested too deeply; use a flat JSON object.",
+                                      code="invalid") from None
         return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """Django parses the submitted text again to redisplay it; keep a value it
+        cannot parse as the text it was (the error is to_python's to report)."""
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
 
 
 class StepLimitsForm(forms.ModelForm):
@@ -294,3 +313,40 @@ def job_progress(steps: list[Step]) -> dict[str, Any]:
             if current and current.progress_total is not None else None
         ),
     }
+
+
+# --- Requests: malformed input is a 400, never a database error ---------------------------
+
+MAX_PARAMETER_CHARS = 100_000
+
+
+def reject_unstorable_input(request: HttpRequest) -> None:
+    """Raise BadRequest (HTTP 400) for any query or form value no screen could use.
+
+    A NUL or a lone surrogate cannot reach PostgreSQL (the query fails, the
+    page would be a 500), and no field takes 100,000 characters: refused once
+    here, for every admin page, dashboard view and API call, instead of in
+    each filter and form.
+    """
+    for source in (request.GET, request.POST):
+        for key, values in source.lists():
+            for text in (key, *values):
+                if len(text) > MAX_PARAMETER_CHARS:
+                    raise BadRequest(f"parameter {key[:40]!r} is longer than "
+                                     f"{MAX_PARAMETER_CHARS:,} characters")
+                try:
+                    check_text(text, f"parameter {key[:40]!r}")
+                except UnstorableValue as exc:
+                    raise BadRequest(str(exc)) from None
+
+
+def check_selected_ids(model: type, values: list[str]) -> None:
+    """Raise BadRequest unless every selected id is a valid primary key of `model`
+    (a forged admin action with `_selected_action=abc` would be a 500)."""
+    pk = model._meta.pk
+    for value in values:
+        try:
+            pk.to_python(value)
+        except ValidationError:
+            raise BadRequest(f"selected id {value[:40]!r} is not a valid {model.__name__} id"
+                             ) from None
