@@ -1,5 +1,6 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.db.models import Max
 from django.utils import timezone
 
 from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus
@@ -44,11 +45,24 @@ class AttemptFactory(factory.django.DjangoModelFactory):
     worker_pid = 4242
 
 
+def _next_attempt_number(job: Job) -> int:
+    return (Attempt.objects.filter(job=job).aggregate(m=Max("number"))["m"] or 0) + 1
+
+
 class DeadLetterFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = DeadLetter
 
+    class Params:
+        error_class = "RuntimeError"
+        error_message = "boom"
+
     job = factory.SubFactory(JobFactory, status=JobStatus.DEAD)
-    error_class = "RuntimeError"
-    error_message = "boom"
+    # The final attempt holds the error; the letter points at it.
+    attempt = factory.SubFactory(
+        AttemptFactory, job=factory.SelfAttribute("..job"), status=AttemptStatus.FAILED,
+        number=factory.LazyAttribute(lambda a: _next_attempt_number(a.factory_parent.job)),
+        error_class=factory.SelfAttribute("..error_class"),
+        error_message=factory.SelfAttribute("..error_message"),
+    )
     attempts = 3

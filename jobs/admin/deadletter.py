@@ -31,7 +31,7 @@ class DeadLetterAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmi
     list_display = ("job_link", "task", "final_error", "attempts", "failed_at",
                     "resolved_display", "resolved_by")
     list_filter = (ResolvedFilter, DeadLetterTaskFilter, FailedAtFilter)
-    list_select_related = ("job", "resolved_by")
+    list_select_related = ("job", "attempt", "resolved_by")
     # Unresolved first (newest failure first), then the most recently resolved.
     ordering = (F("resolved_at").desc(nulls_first=True), "-failed_at")
     sortable_by = ()

@@ -58,6 +58,7 @@ ALLOWED: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
 )
 
 BULK_BATCH = 500
+LAST_ERROR_CHARS = 300  # Job.last_error's length
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,11 @@ class ErrorInfo:
     @property
     def summary(self) -> str:
         return f"{self.error_class}: {self.message}" if self.message else self.error_class
+
+    @property
+    def preview(self) -> str:
+        """The summary on one line, short enough for a list (Job.last_error)."""
+        return storable_text(" ".join(self.summary.split()), LAST_ERROR_CHARS)
 
 
 def _traceback(exc: BaseException) -> str:
@@ -206,15 +212,16 @@ def fail(
         if retry_at is not None:
             target = RETRY.target
             moved = _apply(
-                RETRY, where, run_after=retry_at, last_error=error.summary, **_LEASE_CLEARED,
+                RETRY, where, run_after=retry_at, last_error=error.preview, **_LEASE_CLEARED,
             )
         else:
             target = BURY.target
             moved = _apply(
-                BURY, where, finished_at=now, last_error=error.summary, **_LEASE_CLEARED,
+                BURY, where, finished_at=now, last_error=error.preview, **_LEASE_CLEARED,
             )
             if moved:
-                _open_dead_letter(claimed.job.pk, error, claimed.job.attempt_count, now)
+                DeadLetter.objects.create(job_id=claimed.job.pk, attempt_id=claimed.attempt.pk,
+                                          attempts=claimed.job.attempt_count, failed_at=now)
         if not moved:
             raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
         step_id = _close_running_steps(claimed, error, now) or step_id
@@ -367,17 +374,6 @@ def _resolve_open(where: Q, *, by: Any, note: str, now: datetime | None) -> int:
         resolved_at=now or timezone.now(),
         resolved_by=by if getattr(by, "pk", None) else None,
         note=note,
-    )
-
-
-def _open_dead_letter(job_id: UUID, error: ErrorInfo, attempts: int, now: datetime) -> None:
-    DeadLetter.objects.create(
-        job_id=job_id,
-        error_class=error.error_class,
-        error_message=error.message,
-        traceback=error.traceback,
-        attempts=attempts,
-        failed_at=now,
     )
 
 

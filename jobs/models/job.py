@@ -54,7 +54,9 @@ class Job(models.Model):
     )
 
     result = models.JSONField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
+    # A one-line preview of the last failure for lists ("ValueError: bad row 7…"); the
+    # full message and traceback are stored once, on the attempt.
+    last_error = models.CharField(max_length=300, blank=True, default="")
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.models.job import Job
+from jobs.models.job import Attempt, Job
 
 
 class OperationKey(models.Model):
@@ -26,10 +26,12 @@ class OperationKey(models.Model):
 
 
 class DeadLetter(models.Model):
+    """A job that failed for good, waiting for an operator. Its error is not copied here:
+    it points at the attempt that failed last, where error and traceback are stored once."""
+
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dead_letters")
-    error_class = models.CharField(max_length=255, blank=True, default="")
-    error_message = models.TextField(blank=True, default="")
-    traceback = models.TextField(blank=True, default="")
+    attempt = models.ForeignKey(Attempt, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
     attempts = models.PositiveIntegerField(default=0)
     failed_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -67,3 +69,16 @@ class DeadLetter(models.Model):
     @property
     def is_resolved(self) -> bool:
         return self.resolved_at is not None
+
+    # The final error, read from the attempt (select_related("attempt") on lists).
+    @property
+    def error_class(self) -> str:
+        return self.attempt.error_class if self.attempt else ""
+
+    @property
+    def error_message(self) -> str:
+        return self.attempt.error_message if self.attempt else ""
+
+    @property
+    def traceback(self) -> str:
+        return self.attempt.traceback if self.attempt else ""

@@ -103,7 +103,7 @@ def alert_dead_letters(hours: float | None = None, now: datetime | None = None) 
     now = now or timezone.now()
     stale = DeadLetter.objects.filter(
         resolved_at__isnull=True, failed_at__lt=now - timedelta(hours=hours)
-    ).select_related("job")
+    ).select_related("job", "attempt")
     count = stale.count()
     if not count:
         return 0

@@ -229,8 +229,7 @@ def _fake_job(rng: random.Random, now: Any, per_job: int,
     letter = None
     if status == "dead":
         resolved = rng.random() < 0.4
-        letter = DeadLetter(job=job, error_class=error_class, error_message=message,
-                            traceback=attempts[-1].traceback, attempts=per_job,
+        letter = DeadLetter(job=job, attempt=attempts[-1], attempts=per_job,
                             failed_at=finished, resolved_at=finished if resolved else None,
                             note="known outage" if resolved else "")
     steps = []
@@ -346,19 +345,17 @@ WITH src AS (
         FROM j CROSS JOIN generate_series(1, %(per_job)s) AS n
     ) AS per_attempt
     CROSS JOIN LATERAL (SELECT a_status IN ('failed', 'timed_out', 'lost') AS failed) AS f
+    RETURNING id, job_id, number
 ), d AS (
+    -- A dead letter points at the job's last attempt, which holds the error.
     INSERT INTO jobs_deadletter (
-        job_id, error_class, error_message, traceback, attempts, failed_at, resolved_at,
-        resolved_by_id, note)
-    SELECT id, (%(err_classes)s::text[])[err], (%(err_messages)s::text[])[err],
-           'Traceback (most recent call last):\n  ...\n' || (%(err_classes)s::text[])[err],
-           %(per_job)s, finished_at,
+        job_id, attempt_id, attempts, failed_at, resolved_at, resolved_by_id, note)
+    SELECT dead.id, a.id, %(per_job)s, finished_at,
            CASE WHEN resolved THEN finished_at + interval '1 hour' END, NULL,
            CASE WHEN resolved THEN 'known outage' ELSE '' END
-    FROM (SELECT j.*,
-                 1 + get_byte(uuid_send(id), 0) %% cardinality(%(err_classes)s::text[]) AS err,
-                 get_byte(uuid_send(id), 4) < 102 AS resolved
+    FROM (SELECT j.*, get_byte(uuid_send(id), 4) < 102 AS resolved
           FROM j WHERE status = 'dead') AS dead
+    JOIN a ON a.job_id = dead.id AND a.number = %(per_job)s
 )
 INSERT INTO jobs_step (
     job_id, position, name, status, result, error_class, error_message, traceback, attempts,

@@ -588,5 +588,8 @@ def test_generate_jobs_writes_a_consistent_mix():
     assert not Attempt.objects.filter(job__status=S.SUCCEEDED, number=2).exclude(
         status=AttemptStatus.SUCCEEDED).exists()
     assert all(j.last_error for j in dead)
+    # Each letter points at its job's last attempt, which holds the error.
+    assert all(d.attempt.number == d.job.last_attempt_number and d.error_class
+               for d in DeadLetter.objects.select_related("attempt", "job"))
     assert Step.objects.filter(job__task_name="catalog.import").count() == 4 * Job.objects.filter(
         task_name="catalog.import").count()

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from jobs import enqueue
 from jobs.core import transitions
-from jobs.models import DeadLetter, Job, JobStatus, Step, StepStatus
+from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
 from jobs.scheduling.builtins import install_builtins
 from jobs.scheduling.firing import create_schedule
 from jobs.worker.runner import run_job
@@ -75,8 +75,15 @@ def _history(now) -> None:
             ))
     Job.objects.bulk_create(rows)
     # Operators already dealt with that outage: its dead letters are resolved.
+    dead = [j for j in rows if j.status == JobStatus.DEAD]
+    final = Attempt.objects.bulk_create([
+        Attempt(job=j, number=1, status=AttemptStatus.FAILED, started_at=j.started_at,
+                finished_at=j.finished_at, error_class="ConnectionError",
+                error_message="upstream timed out")
+        for j in dead
+    ])
     DeadLetter.objects.bulk_create([
-        DeadLetter(job=j, error_class="ConnectionError", error_message="upstream timed out",
-                   attempts=1, failed_at=j.finished_at, resolved_at=now, note="upstream outage")
-        for j in rows if j.status == JobStatus.DEAD
+        DeadLetter(job=j, attempt=a, attempts=1, failed_at=j.finished_at, resolved_at=now,
+                   note="upstream outage")
+        for j, a in zip(dead, final, strict=True)
     ])

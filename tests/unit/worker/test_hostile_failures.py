@@ -73,3 +73,14 @@ def test_a_result_over_the_size_limit_fails_the_attempt_saying_why():
     assert job.result is None
     assert attempt.error_message == (
         "the task's result: larger than the limit of 1,000,000 bytes as JSON")
+
+
+def test_the_error_is_stored_once_the_job_and_its_dead_letter_point_at_it(settings):
+    settings.JOBS = {**settings.JOBS, "MAX_ERROR_CHARS": 100_000}
+    job = enqueue("hostile.raise_text", "huge")
+    assert run_job(job.pk) == JobStatus.DEAD
+    job, attempt = outcome(job)
+    letter = DeadLetter.objects.select_related("attempt").get(job=job)
+    assert letter.attempt == attempt and letter.error_message == attempt.error_message
+    assert len(attempt.error_message) == 100_000
+    assert len(job.last_error) <= 300 and job.last_error.startswith("ValueError: xxx")
