@@ -11,4 +11,5 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/live/", views.job_live, name="job-live"),
     path("jobs/<uuid:job_id>/steps/<int:step_id>/limits/", views.step_limits,
          name="step-limits"),
+    path("value/<str:kind>/<str:pk>/<str:field>/", views.full_value, name="value"),
 ]

@@ -26,7 +26,7 @@ from dashboard.forms import BulkActionForm, JobFilterForm
 from jobs.core.registry import registered_tasks
 from jobs.models import Step
 from jobs.ops import operations
-from jobs.ops.presentation import StepLimitsForm, reject_unstorable_input
+from jobs.ops.presentation import StepLimitsForm, reject_unstorable_input, value_text
 
 # htmx stops polling an element when a response has this status.
 HTMX_STOP_POLLING = 286
@@ -215,6 +215,16 @@ def step_limits(request: HttpRequest, job_id: UUID, step_id: int) -> HttpRespons
         return _live(request, job_id, flash=flash)
     messages.success(request, flash["text"])
     return redirect(f"{reverse('dashboard:job', args=[job_id])}#step-{step.pk}")
+
+
+@require_GET
+@staff_required
+def full_value(request: HttpRequest, kind: str, pk: str, field: str) -> HttpResponse:
+    """The whole of a long value a page previews; plain text, so it never runs as markup."""
+    text = value_text(kind, pk, field)
+    if text is None:
+        raise Http404("No such value.")
+    return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
 # --- Status API ----------------------------------------------------------------------

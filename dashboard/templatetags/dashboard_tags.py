@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 from django import template
+from django.urls import reverse
+from django.utils.safestring import SafeString
 
 from jobs.core import serialization
 from jobs.ops import presentation
@@ -38,3 +40,11 @@ def percent(fraction: float | None) -> str:
 def between(end: Any, start: Any) -> timedelta | None:
     """end - start for two datetimes, None when either is missing."""
     return end - start if end and start else None
+
+
+@register.simple_tag
+def bounded(value: Any, kind: str, pk: Any, field: str, as_json: bool = False) -> SafeString:
+    """A long value's bounded preview, with a link to the whole of it (shared rendering)."""
+    text = presentation.json_text(value) if as_json else value
+    url = reverse("dashboard:value", args=[kind, pk, field])
+    return presentation.bounded_pre(text, url, "traceback" if field == "traceback" else "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
-from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from jobs.admin.base import (
@@ -12,7 +11,9 @@ from jobs.admin.base import (
     LargeTableAdmin,
     StatusDurationColumns,
     admin_link,
+    bounded_pre,
     truncated,
+    value_url,
 )
 from jobs.models import Attempt
 
@@ -55,6 +56,8 @@ class AttemptAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
 
     @admin.display(description="traceback")
     def traceback_pre(self, obj: Attempt) -> SafeString:
-        return format_html("<pre>{}</pre>", obj.traceback) if obj.traceback else "-"
+        if not obj.traceback:
+            return "-"
+        return bounded_pre(obj.traceback, value_url("attempt", obj.pk, "traceback"))
 
 

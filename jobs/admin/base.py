@@ -29,17 +29,18 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs.core import serialization
 from jobs.core.transitions import BulkResult
 from jobs.models import Job, Step
 from jobs.ops import operations, presentation
 from jobs.ops.presentation import (
     TIME_RANGES,
     CappedCount,
+    bounded_pre,
     capped_count,
     check_selected_ids,
     duration_text,
     id_search,
+    json_text,
     reject_unstorable_input,
     status_dot,
     time_range_choices,
@@ -57,22 +58,25 @@ def truncated(text: str, limit: int = ERROR_PREVIEW_CHARS) -> str:
     return text[:limit] + "…" if len(text) > limit else text
 
 
-def pretty_json(value: Any) -> SafeString:
-    """Indented JSON in a <pre>, escaped: arguments and results are user data."""
-    return format_html('<pre class="jobs-json">{}</pre>', serialization.pretty_json(value))
+def value_url(kind: str, pk: Any, field: str) -> str:
+    return reverse("admin:jobs_value", args=[kind, pk, field])
 
 
-def error_details(error_class: str, message: str, traceback: str) -> SafeString:
-    """The error on one line, its traceback folded away until asked for."""
+def pretty_json(value: Any, kind: str, pk: Any, field: str) -> SafeString:
+    """Indented JSON, escaped (arguments and results are user data), bounded."""
+    return bounded_pre(json_text(value), value_url(kind, pk, field), "jobs-json")
+
+
+def error_details(obj: Any, kind: str) -> SafeString:
+    """The error on one line, its traceback folded away until asked for (bounded)."""
+    error_class, message, traceback = obj.error_class, obj.error_message, obj.traceback
     if not (error_class or message or traceback):
         return format_html("{}", "-")
-    summary = f"{error_class}: {message}" if message else error_class
+    summary = truncated(f"{error_class}: {message}" if message else error_class, 300)
     if not traceback:
         return format_html("<code>{}</code>", summary)
-    return format_html(
-        "<details><summary><code>{}</code></summary><pre>{}</pre></details>",
-        summary, traceback,
-    )
+    return format_html("<details><summary><code>{}</code></summary>{}</details>", summary,
+                       bounded_pre(traceback, value_url(kind, obj.pk, "traceback")))
 
 
 def step_progress(step: Step) -> str:

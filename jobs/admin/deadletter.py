@@ -6,7 +6,6 @@ from django.contrib import admin
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from jobs.admin.base import (
@@ -17,9 +16,11 @@ from jobs.admin.base import (
     OperationsActionsMixin,
     ResolvedFilter,
     admin_link,
+    bounded_pre,
     perform_in_chunks,
     stream_ids,
     truncated,
+    value_url,
 )
 from jobs.models import DeadLetter, Job
 
@@ -63,7 +64,9 @@ class DeadLetterAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmi
 
     @admin.display(description="traceback")
     def traceback_pre(self, obj: DeadLetter) -> SafeString:
-        return format_html("<pre>{}</pre>", obj.traceback) if obj.traceback else "-"
+        if not obj.traceback:
+            return "-"
+        return bounded_pre(obj.traceback, value_url("attempt", obj.attempt_id, "traceback"))
 
     @admin.action(permissions=["resolve"], description="Resolve selected dead letters…")
     def resolve_selected(self, request: HttpRequest,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -28,7 +30,7 @@ from jobs.admin.base import (
 )
 from jobs.models import Attempt, Job, JobStatus, Step
 from jobs.ops import operations
-from jobs.ops.presentation import duration_text
+from jobs.ops.presentation import duration_text, value_text
 
 # --- Job -----------------------------------------------------------------------------------
 
@@ -56,7 +58,7 @@ class AttemptInline(StatusDurationColumns, admin.TabularInline):
 
     @admin.display(description="error")
     def error(self, obj: Attempt) -> SafeString:
-        return error_details(obj.error_class, obj.error_message, obj.traceback)
+        return error_details(obj, "attempt")
 
 
 class StepInline(StatusDurationColumns, admin.TabularInline):
@@ -87,7 +89,7 @@ class StepInline(StatusDurationColumns, admin.TabularInline):
 
     @admin.display(description="limits")
     def limits_display(self, obj: Step) -> SafeString:
-        return pretty_json(obj.limits) if obj.limits else format_html("{}", "-")
+        return pretty_json(obj.limits, "step", obj.pk, "limits") if obj.limits else "-"
 
     @admin.display(description="progress")
     def progress(self, obj: Step) -> str:
@@ -95,7 +97,7 @@ class StepInline(StatusDurationColumns, admin.TabularInline):
 
     @admin.display(description="error")
     def error(self, obj: Step) -> SafeString:
-        return error_details(obj.error_class, obj.error_message, obj.traceback)
+        return error_details(obj, "step")
 
 
 @admin.register(Job)
@@ -165,19 +167,35 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
     def last_error_short(self, obj: Job) -> str:
         return truncated(obj.last_error)
 
+    # The whole of a long value (a page shows a bounded preview) -----------------
+
+    def get_urls(self) -> list:
+        value = path("value/<str:kind>/<str:pk>/<str:field>/",
+                     self.admin_site.admin_view(self.value_view), name="jobs_value")
+        return [value, *super().get_urls()]
+
+    def value_view(self, request: HttpRequest, kind: str, pk: str, field: str) -> HttpResponse:
+        """Plain text, so a value can never run as markup, for anyone who may view jobs."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        text = value_text(kind, pk, field)
+        if text is None:
+            raise Http404("No such value.")
+        return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
     # Detail fields ---------------------------------------------------------------
 
     @admin.display(description="args")
     def args_pretty(self, obj: Job) -> SafeString:
-        return pretty_json(obj.args)
+        return pretty_json(obj.args, "job", obj.pk, "args")
 
     @admin.display(description="kwargs")
     def kwargs_pretty(self, obj: Job) -> SafeString:
-        return pretty_json(obj.kwargs)
+        return pretty_json(obj.kwargs, "job", obj.pk, "kwargs")
 
     @admin.display(description="result")
     def result_pretty(self, obj: Job) -> SafeString | str:
-        return pretty_json(obj.result) if obj.result is not None else "-"
+        return pretty_json(obj.result, "job", obj.pk, "result") if obj.result is not None else "-"
 
     @admin.display(description="last error")
     def last_error_pre(self, obj: Job) -> SafeString:

@@ -66,10 +66,10 @@ class StepAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
 
     @admin.display(description="error")
     def error(self, obj: Step) -> SafeString:
-        return error_details(obj.error_class, obj.error_message, obj.traceback)
+        return error_details(obj, "step")
 
     @admin.display(description="result")
     def result_pretty(self, obj: Step) -> SafeString:
-        return pretty_json(obj.result)
+        return pretty_json(obj.result, "step", obj.pk, "result")
 
 

@@ -26,9 +26,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from jobs.core import serialization
 from jobs.core.serialization import check_text
 from jobs.exceptions import UnstorableValue
-from jobs.models import AttemptStatus, JobStatus, Step, StepStatus
+from jobs.models import Attempt, AttemptStatus, Job, JobStatus, Step, StepStatus
 from jobs.ops.operations import validate_limits
 
 # --- Statuses: colour for a glance, words for everyone ---------------------------------
@@ -350,3 +351,59 @@ def check_selected_ids(model: type, values: list[str]) -> None:
         except ValidationError:
             raise BadRequest(f"selected id {value[:40]!r} is not a valid {model.__name__} id"
                              ) from None
+
+
+# --- Long values: a bounded preview on the page, the whole value one click away -----------
+
+PREVIEW_CHARS = 2_000
+# What a page may preview and link to in full, per kind of row: JSON values are shown
+# indented, text as it is.
+VALUE_FIELDS: dict[str, dict[str, bool]] = {
+    "job": {"args": True, "kwargs": True, "result": True},
+    "attempt": {"error_message": False, "traceback": False},
+    "step": {"result": True, "error_message": False, "traceback": False, "limits": True},
+}
+_VALUE_MODELS = {"job": Job, "attempt": Attempt, "step": Step}
+
+
+@dataclass(frozen=True)
+class Preview:
+    text: str
+    cut: int  # characters not shown
+
+    @property
+    def is_cut(self) -> bool:
+        return self.cut > 0
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> Preview:
+    """The start of a long text, and how much was left out: a page with a 1 MB argument
+    stays a page."""
+    return Preview(text[:limit], max(len(text) - limit, 0))
+
+
+def bounded_pre(text: str, url: str, css: str = "") -> SafeString:
+    """A <pre> of at most PREVIEW_CHARS, escaped, with a link to the whole value if cut."""
+    shown = preview(text)
+    more = format_html(' <a href="{}">Show all ({} more characters)</a>', url, shown.cut) \
+        if shown.is_cut else ""
+    return format_html('<pre class="{}">{}</pre>{}', css, shown.text, more)
+
+
+def value_text(kind: str, pk: str, field: str) -> str | None:
+    """The whole value of an allowed field, as a page shows it; None if there is none."""
+    is_json = VALUE_FIELDS.get(kind, {}).get(field)
+    if is_json is None:
+        return None
+    model = _VALUE_MODELS[kind]
+    try:
+        row = model.objects.filter(pk=model._meta.pk.to_python(pk)).values(field).first()
+    except ValidationError:
+        return None
+    if row is None:
+        return None
+    return json_text(row[field]) if is_json else row[field]
+
+
+def json_text(value: Any) -> str:
+    return serialization.pretty_json(value)
