@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -150,9 +150,16 @@ def claim(
     lease_seconds: float,
     now: datetime | None = None,
 ) -> Claimed | None:
-    """queued | retrying -> running, and open an Attempt; None if another won."""
+    """queued | retrying -> running, and open an Attempt; None if another won.
+
+    On PostgreSQL one statement does both (a data-modifying CTE): no BEGIN, no
+    COMMIT, one round trip. Elsewhere one short transaction.
+    """
     now = now or timezone.now()
     owner = f"{worker_host}:{worker_pid}"
+    lease = now + timedelta(seconds=lease_seconds)
+    if connection.vendor == "postgresql":
+        return _claim_in_one_statement(job_id, worker_host, worker_pid, owner, lease, now)
     with transaction.atomic():
         won = _apply(
             CLAIM,
@@ -163,7 +170,7 @@ def claim(
             finished_at=None,
             reserved_until=None,
             lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_expires_at=lease,
             heartbeat_at=now,
         )
         if not won:
@@ -179,9 +186,54 @@ def claim(
     return Claimed(job=job, attempt=attempt)
 
 
+_CLAIM_SQL = f"""
+WITH claimed AS (
+    UPDATE jobs_job SET status = '{CLAIM.target.value}',
+        attempt_count = attempt_count + 1, last_attempt_number = last_attempt_number + 1,
+        started_at = %(now)s, finished_at = NULL, reserved_until = NULL,
+        lease_owner = %(owner)s, lease_expires_at = %(lease)s, heartbeat_at = %(now)s
+    WHERE id = %(id)s AND status IN ({", ".join(f"'{s.value}'" for s in sorted(CLAIM.sources))})
+      AND run_after <= %(now)s
+    RETURNING *
+), attempt AS (
+    INSERT INTO jobs_attempt (job_id, number, status, started_at, worker_host, worker_pid,
+                              error_class, error_message, traceback)
+    SELECT id, last_attempt_number, '{AttemptStatus.RUNNING.value}', %(now)s, %(host)s, %(pid)s,
+           '', '', ''
+    FROM claimed
+    RETURNING id AS attempt_id
+)
+SELECT claimed.*, attempt.attempt_id FROM claimed, attempt
+"""
+
+
+def _claim_in_one_statement(job_id: UUID | str, host: str, pid: int, owner: str,
+                            lease: datetime, now: datetime) -> Claimed | None:
+    params = {"id": UUID(str(job_id)), "now": now, "owner": owner, "lease": lease,
+              "host": host, "pid": pid}
+    job = next(iter(Job.objects.raw(_CLAIM_SQL, params)), None)
+    if job is None:
+        return None
+    attempt = Attempt(pk=job.attempt_id, job=job, number=job.last_attempt_number,
+                      status=AttemptStatus.RUNNING, started_at=now, worker_host=host,
+                      worker_pid=pid)
+    attempt._state.adding = False
+    return Claimed(job=job, attempt=attempt)
+
+
 def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> None:
-    """running -> succeeded. Call inside the task's transaction when it is atomic."""
+    """running -> succeeded, job and attempt together. Call inside the task's transaction
+    when it is atomic. On PostgreSQL it is one statement, with no savepoint around it."""
     now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        job_moved, attempt_closed = _succeed_in_one_statement(claimed, result, now)
+        if not job_moved:
+            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        if attempt_closed:
+            _closed(claimed.attempt, {"status": AttemptStatus.SUCCEEDED, "finished_at": now,
+                                      "duration": now - claimed.attempt.started_at,
+                                      "retry_at": None})
+        return
     with transaction.atomic():
         if not _apply(
             SUCCEED, _owned(claimed), result=result, finished_at=now, last_error="",
@@ -189,6 +241,34 @@ def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> No
         ):
             raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
         _close_attempt(claimed.attempt, AttemptStatus.SUCCEEDED, now)
+
+
+_SUCCEED_SQL = f"""
+WITH job AS (
+    UPDATE jobs_job SET status = '{SUCCEED.target.value}', result = %(result)s,
+        finished_at = %(now)s, last_error = '', lease_owner = '', lease_expires_at = NULL
+    WHERE id = %(id)s AND status = '{S.RUNNING.value}' AND last_attempt_number = %(number)s
+    RETURNING id
+), attempt AS (
+    UPDATE jobs_attempt SET status = '{AttemptStatus.SUCCEEDED.value}', finished_at = %(now)s,
+        duration = %(duration)s, retry_at = NULL
+    WHERE id = %(attempt)s AND status = '{AttemptStatus.RUNNING.value}'
+      AND EXISTS (SELECT 1 FROM job)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM attempt)
+"""
+
+
+def _succeed_in_one_statement(claimed: Claimed, result: Any, now: datetime) -> tuple[int, int]:
+    params = {
+        "id": claimed.job.pk, "number": claimed.attempt.number, "attempt": claimed.attempt.pk,
+        "result": Job._meta.get_field("result").get_db_prep_save(result, connection),
+        "now": now, "duration": now - claimed.attempt.started_at,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SUCCEED_SQL, params)
+        return cursor.fetchone()
 
 
 def fail(
@@ -270,18 +350,23 @@ def renew_lease(
 ) -> tuple[bool, bool]:
     """Extend a running job's lease. Returns (still owned, cancel requested).
 
-    Not a status change: it only proves the worker is alive.
+    Not a status change: it only proves the worker is alive. One statement:
+    the renewal returns the cancel request with it.
     """
     now = now or timezone.now()
-    owned = Job.objects.filter(_owned(claimed), status=S.RUNNING).update(
-        lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
-    )
-    if not owned:
-        return False, False
-    cancel_requested = Job.objects.filter(
-        pk=claimed.job.pk, cancel_requested_at__isnull=False
-    ).exists()
-    return True, cancel_requested
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE jobs_job SET lease_expires_at = %s, heartbeat_at = %s"
+            f" WHERE id = %s AND status = '{S.RUNNING.value}' AND last_attempt_number = %s"
+            " RETURNING cancel_requested_at",
+            [adapt(now + timedelta(seconds=lease_seconds)), adapt(now),
+             connection.ops.adapt_unknown_value(claimed.job.pk)
+             if connection.vendor == "postgresql" else claimed.job.pk.hex,
+             claimed.attempt.number],
+        )
+        row = cursor.fetchone()
+    return (False, False) if row is None else (True, row[0] is not None)
 
 
 def clear_reservation(job_id: UUID | str) -> None:
@@ -412,6 +497,10 @@ def _close_attempt(
             traceback=error.traceback,
         )
     Attempt.objects.filter(pk=attempt.pk, status=AttemptStatus.RUNNING).update(**fields)
+    _closed(attempt, fields)
+
+
+def _closed(attempt: Attempt, fields: dict[str, Any]) -> None:
     for name, value in fields.items():
         setattr(attempt, name, value)
 
