@@ -42,7 +42,8 @@ def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 ("MAX_ERROR_CHARS", js.max_error_chars),
                 ("MAX_TRACEBACK_CHARS", js.max_traceback_chars),
                 ("MAX_DELAY_DAYS", js.max_delay_days),
-                ("PRIORITY_AGING_SECONDS", js.priority_aging_seconds))
+                ("PRIORITY_AGING_SECONDS", js.priority_aging_seconds),
+                ("LISTEN_FALLBACK_SECONDS", js.listen_fallback_seconds))
     for key, value in positive:
         if value <= 0:
             errors.append(Error(

@@ -66,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     # seconds it waits, so a lower-priority job starts at the latest after
     # (difference in priority) x this many seconds (see docs/architecture.md).
     "PRIORITY_AGING_SECONDS": 10.0,
+    # PostgreSQL: an idle cluster is woken by LISTEN/NOTIFY, and polls anyway this often.
+    "LISTEN_FALLBACK_SECONDS": 1.0,
 }
 
 
@@ -92,6 +94,7 @@ class JobsSettings:
     max_traceback_chars: int
     max_delay_days: int
     priority_aging_seconds: float
+    listen_fallback_seconds: float
 
     def served_queues(self) -> tuple[str, ...]:
         return self.queues or (self.default_queue,)

@@ -29,6 +29,7 @@ from jobs.exceptions import UnknownTaskError
 from jobs.models import Job, JobStatus
 from jobs.worker import maintenance
 from jobs.worker.runner import execute
+from jobs.worker.wakeup import Listener
 
 logger = logging.getLogger("jobs.broker")
 
@@ -140,6 +141,7 @@ class JobTableBroker(Broker):
     def __init__(self, list_key: str | None = None, queues: list[str] | None = None) -> None:
         super().__init__(list_key=list_key)
         self.queues = list(queues or conf.get().served_queues())
+        self._listener: Listener | None = None  # opened in the pusher, on first idle
 
     # django-q2 pickles the broker into the cluster's processes (spawn start method).
     def __getstate__(self) -> tuple:
@@ -148,6 +150,7 @@ class JobTableBroker(Broker):
     def __setstate__(self, state: tuple) -> None:
         self.list_key, self._info, self.queues = state
         self.connection = self.get_connection(self.list_key)
+        self._listener = None
 
     def enqueue(self, task):  # noqa: ANN001 - django-q2's signature
         raise NotImplementedError(
@@ -173,9 +176,19 @@ class JobTableBroker(Broker):
             sleep(Conf.POLL)
             return None
         if not reserved:
-            sleep(Conf.POLL)
+            self._idle()
             return None
         return [(str(pk), SignedPackage.dumps(package(pk, name))) for pk, name in reserved]
+
+    def _idle(self) -> None:
+        """Nothing due: wait for a notification on PostgreSQL (jobs.worker.wakeup), else poll."""
+        if not Listener.available():
+            sleep(Conf.POLL)
+            return
+        if self._listener is None:
+            self._listener = Listener(self.queues)
+        self._listener.wait(Conf.POLL)
+        self._listener.woke_due()
 
     def queue_size(self) -> int:
         """Due jobs no cluster has reserved yet."""
