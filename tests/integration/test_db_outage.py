@@ -1,26 +1,16 @@
 """The database drops every connection mid-run; the cluster recovers by itself."""
 
 import pytest
-from django.db import connection
 
 from jobs import enqueue
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus
-from tests.cluster import wait_for
+from tests.cluster import terminate_other_backends, wait_for
 from tests.testapp.models import Effect
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only,
               pytest.mark.django_db(transaction=True)]
 S = JobStatus
 JOBS = 150
-
-
-def terminate_other_backends() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
 
 
 def test_cluster_survives_all_connections_being_terminated(cluster_factory, on_postgres):

@@ -5,26 +5,16 @@ live worker is reaped for the outage its heartbeat lived through."""
 import time
 
 import pytest
-from django.db import connection
 
 from jobs import enqueue
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus
-from tests.cluster import wait_for
+from tests.cluster import terminate_other_backends, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only,
               pytest.mark.django_db(transaction=True)]
 S = JobStatus
 LEASE = 2.0
 QUEUES = ("restart_a", "restart_b")
-
-
-def terminate_other_backends() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
 
 
 def test_after_every_backend_is_terminated_each_cluster_claims_within_a_second(
