@@ -186,9 +186,12 @@ def claim(
     return Claimed(job=job, attempt=attempt)
 
 
+# Table names from the models, as everywhere else (a project may not keep the defaults).
+_JOB, _ATTEMPT = Job._meta.db_table, Attempt._meta.db_table
+
 _CLAIM_SQL = f"""
 WITH claimed AS (
-    UPDATE jobs_job SET status = '{CLAIM.target.value}',
+    UPDATE {_JOB} SET status = '{CLAIM.target.value}',
         attempt_count = attempt_count + 1, last_attempt_number = last_attempt_number + 1,
         started_at = %(now)s, finished_at = NULL, reserved_until = NULL,
         lease_owner = %(owner)s, lease_expires_at = %(lease)s, heartbeat_at = %(now)s
@@ -196,7 +199,7 @@ WITH claimed AS (
       AND run_after <= %(now)s
     RETURNING *
 ), attempt AS (
-    INSERT INTO jobs_attempt (job_id, number, status, started_at, worker_host, worker_pid,
+    INSERT INTO {_ATTEMPT} (job_id, number, status, started_at, worker_host, worker_pid,
                               error_class, error_message, traceback)
     SELECT id, last_attempt_number, '{AttemptStatus.RUNNING.value}', %(now)s, %(host)s, %(pid)s,
            '', '', ''
@@ -245,12 +248,12 @@ def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> No
 
 _SUCCEED_SQL = f"""
 WITH job AS (
-    UPDATE jobs_job SET status = '{SUCCEED.target.value}', result = %(result)s,
+    UPDATE {_JOB} SET status = '{SUCCEED.target.value}', result = %(result)s,
         finished_at = %(now)s, last_error = '', lease_owner = '', lease_expires_at = NULL
     WHERE id = %(id)s AND status = '{S.RUNNING.value}' AND last_attempt_number = %(number)s
     RETURNING id
 ), attempt AS (
-    UPDATE jobs_attempt SET status = '{AttemptStatus.SUCCEEDED.value}', finished_at = %(now)s,
+    UPDATE {_ATTEMPT} SET status = '{AttemptStatus.SUCCEEDED.value}', finished_at = %(now)s,
         duration = %(duration)s, retry_at = NULL
     WHERE id = %(attempt)s AND status = '{AttemptStatus.RUNNING.value}'
       AND EXISTS (SELECT 1 FROM job)
@@ -357,12 +360,11 @@ def renew_lease(
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE jobs_job SET lease_expires_at = %s, heartbeat_at = %s"
+            f"UPDATE {_JOB} SET lease_expires_at = %s, heartbeat_at = %s"
             f" WHERE id = %s AND status = '{S.RUNNING.value}' AND last_attempt_number = %s"
             " RETURNING cancel_requested_at",
             [adapt(now + timedelta(seconds=lease_seconds)), adapt(now),
-             connection.ops.adapt_unknown_value(claimed.job.pk)
-             if connection.vendor == "postgresql" else claimed.job.pk.hex,
+             Job._meta.pk.get_db_prep_value(claimed.job.pk, connection),
              claimed.attempt.number],
         )
         row = cursor.fetchone()
