@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from django.db import Error as DatabaseError
@@ -48,6 +48,7 @@ class _WorkerState:
 
 _state = _WorkerState()
 RESULT = "the task's result"
+T = TypeVar("T")
 # What a dropped connection raises (a restart, a failover, an administrator's terminate).
 ConnectionErrors = (OperationalError, InterfaceError)
 
@@ -155,7 +156,7 @@ def _invoke(task: Task, args: list, kwargs: dict, timeout: int) -> Any:
             _state.in_task = False
 
 
-def _write_outcome(write: Callable[[], None], already: Callable[[], bool] | None = None) -> None:
+def _write_outcome(write: Callable[[], T], already: Callable[[], bool] | None = None) -> T | None:
     """Write an outcome; if the connection died since the task began (a database restart,
     a failover), reconnect once and write again, so the outcome is not lost with it.
 
@@ -164,18 +165,18 @@ def _write_outcome(write: Callable[[], None], already: Callable[[], bool] | None
     because the first write did commit (the reply was lost) counts as written.
     """
     try:
-        write()
-        return
+        return write()
     except ConnectionErrors:
         if not transaction.get_autocommit():
             raise
         logger.warning("the connection died while recording an outcome; reconnecting")
         connection.close()
     try:
-        write()
+        return write()
     except LostOwnership:
         if already is None or not already():
             raise
+        return None
 
 
 def _succeeded_by(claimed: Claimed) -> bool:
@@ -210,13 +211,11 @@ def _record_failure(
     )
     failed_step = ctx.steps.failed_step_id if isinstance(ctx.steps, Steps) else None
     error = ErrorInfo.from_exception(exc)
-    outcome: list[JobStatus] = []
     try:
-        _write_outcome(lambda: outcome.append(transitions.fail(
+        status = _write_outcome(lambda: transitions.fail(
             claimed, error, retry_at=when, attempt_status=attempt_status, now=now,
             step_id=failed_step,
-        )))
-        status = outcome[-1]
+        ))
     except LostOwnership:
         logger.warning("job %s failed after it was taken from attempt %s",
                        job.pk, claimed.attempt.number)
