@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,22 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# The quick comparison with plain django-q2 (bench/bench_core.py without --quick: full).
 bench: $(STAMP)
-	$(PY) bench/bench_core.py
+	$(PY) bench/bench_core.py --quick
+
+# The peers live in their own virtualenv (git-ignored), never in the project's.
+PEERS_VENV := bench/peers/.venv
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP): bench/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/peers/requirements.txt
+	touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python bench/peers/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 test_db.sqlite3 test-artifacts

@@ -110,13 +110,17 @@ def prepare_database(db: str) -> None:
 def run_child(db: str, impl: str, phase: str, **params: Any) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", phase,
            "--impl", impl, "--db", db, "--params", json.dumps(params)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=child_env(db, impl), stdout=subprocess.PIPE,
-                          text=True)
+    return child_result(cmd, child_env(db, impl), f"child {phase}/{impl}/{db}")
+
+
+def child_result(cmd: list[str], env: dict[str, str], what: str,
+                 prefix: str = RESULT_PREFIX) -> dict[str, Any]:
+    """Run a child process and return the JSON it printed after `prefix`."""
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
-    raise RuntimeError(f"child {phase}/{impl}/{db} failed (exit {proc.returncode}):\n"
-                       f"{proc.stdout[-2000:]}")
+        if line.startswith(prefix):
+            return json.loads(line[len(prefix):])
+    raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
 
 
 def orchestrate(args: argparse.Namespace) -> int:
@@ -391,19 +395,9 @@ def phase_cluster(impl: str, db: str, n: int, idle_n: int) -> dict[str, Any]:
     # --- drain: from cluster start until all n are done ---
     proc, log = start_cluster(impl, db)
     t0 = time.monotonic()
-    first_done_t = None
-    first_done_count = 0
-    done = 0
-    deadline = t0 + DRAIN_TIMEOUT
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            done = _done_count(impl, n)
-            if done and first_done_t is None:
-                first_done_t, first_done_count = time.monotonic(), done
-            if done >= n:
-                break
-            time.sleep(0.02)
-        t_end = time.monotonic()
+        done, first_done_t, first_done_count, t_end = wait_drained(
+            lambda: _done_count(impl, n), n, t0, lambda: proc.poll() is None)
         complete = done >= n
         drain_s = t_end - t0
         steady = None
@@ -443,6 +437,24 @@ def phase_cluster(impl: str, db: str, n: int, idle_n: int) -> dict[str, Any]:
         "idle_p90_ms": percentile(latencies, 0.9) * 1000 if latencies else None,
         "stop_s": stop_s,
     }
+
+
+def wait_drained(done_count: Any, n: int, t0: float, alive: Any,
+                 timeout: float = DRAIN_TIMEOUT) -> tuple[int, float | None, int, float]:
+    """Poll done_count() every 20 ms until n are done, the workers die or time runs out.
+
+    Returns (done, when the first job was seen done, how many were done then, end),
+    so throughput can be read with and without the start-up.
+    """
+    first_t, first_done, done = None, 0, 0
+    while time.monotonic() - t0 < timeout and alive():
+        done = done_count()
+        if done and first_t is None:
+            first_t, first_done = time.monotonic(), done
+        if done >= n:
+            break
+        time.sleep(0.02)
+    return done, first_t, first_done, time.monotonic()
 
 
 def _failures(impl: str) -> int:

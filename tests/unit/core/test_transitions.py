@@ -7,6 +7,7 @@ from django.utils import timezone
 from jobs.core import transitions as tr
 from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
 from tests.factories import DeadLetterFactory, JobFactory, StaffFactory
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db
 S = JobStatus
@@ -157,6 +158,28 @@ class TestClaim:
         assert claim(job) is None
         job.refresh_from_db()
         assert job.status == S.RETRYING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_for_the_same_jobs_each_job_goes_to_exactly_one(on_postgres):
+    """The one-statement claim on PostgreSQL (a short transaction elsewhere): two
+    workers, each on its own connection, claim the same 150 jobs at the same moment."""
+    jobs = [JobFactory() for _ in range(150)]
+
+    def step(i: int, r: int) -> str | None:
+        got = tr.claim(jobs[r].pk, worker_host=f"w{i}", worker_pid=i, lease_seconds=30)
+        return str(got.job.pk) if got else None
+
+    results = race(step, rounds=len(jobs))
+    won = {i: [pk for pk in results[i] if pk] for i in results}
+    assert sorted(won[0] + won[1]) == sorted(str(j.pk) for j in jobs)  # each once, none lost
+    assert won[0] and won[1]  # both really raced
+    for job in Job.objects.all():
+        assert job.status == S.RUNNING and job.attempt_count == 1
+    # One attempt per job, written by the worker whose claim won.
+    owners = dict(Attempt.objects.values_list("job_id", "worker_host"))
+    assert len(owners) == 150 and Attempt.objects.count() == 150
+    assert {str(k) for k, v in owners.items() if v == "w0"} == set(won[0])
 
 
 class TestOwnership:

@@ -34,6 +34,7 @@ from jobs.worker import maintenance
 from jobs.worker.runner import run_job
 from tests.cluster import wait_for
 from tests.factories import AttemptFactory, DeadLetterFactory, JobFactory
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db
 
@@ -364,27 +365,8 @@ class TestFiring:
 @pytest.mark.django_db(transaction=True)
 def test_two_schedulers_racing_for_100_due_times_make_100_jobs(on_postgres):
     s = make(name="race", cron="* * * * *", due=T0, overlap_policy=OverlapPolicy.ALLOW)
-    barrier = threading.Barrier(2)
-    enqueued: dict[int, list[int]] = {0: [], 1: []}
-    errors: list[BaseException] = []
-
-    def scheduler(i: int) -> None:
-        try:
-            for minute in range(100):
-                barrier.wait(timeout=30)
-                enqueued[i].append(fire_due(now=T0 + timedelta(minutes=minute, seconds=1)))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=scheduler, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors
+    enqueued = race(lambda i, minute: fire_due(now=T0 + timedelta(minutes=minute, seconds=1)),
+                    rounds=100)
     assert jobs_of(s).count() == 100
     # Each due time was claimed exactly once: no enqueue even hit the idempotency key.
     assert sum(enqueued[0]) + sum(enqueued[1]) == 100

@@ -1,0 +1,1 @@
+"""bench/peers: this project against its peers, one interleaved run (see run.py)."""
