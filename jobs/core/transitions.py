@@ -17,6 +17,7 @@ import traceback as tb
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +26,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from jobs import conf
+from jobs.core import statements
 from jobs.core.serialization import describe, storable_text
 from jobs.exceptions import LostOwnership
 from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
@@ -153,7 +155,14 @@ def claim(
     """queued | retrying -> running, and open an Attempt; None if another won.
 
     On PostgreSQL one statement does both (a data-modifying CTE): no BEGIN, no
-    COMMIT, one round trip. Elsewhere one short transaction.
+    COMMIT, one round trip. Run in autocommit (as the worker does), its commit
+    does not wait for the WAL flush (`synchronous_commit` off for that
+    transaction only): every later write of the attempt that is durable flushes
+    the WAL up to and past the claim, so nothing durable can outlive its claim,
+    and a crash of the database server itself within the WAL writer's delay
+    (under a second) can only undo a claim that had no durable effect yet, the
+    job then truthfully queued again (docs/architecture.md, "Crashes").
+    Elsewhere one short transaction.
     """
     now = now or timezone.now()
     owner = f"{worker_host}:{worker_pid}"
@@ -190,14 +199,14 @@ def claim(
 _JOB, _ATTEMPT = Job._meta.db_table, Attempt._meta.db_table
 
 _CLAIM_SQL = f"""
-WITH claimed AS (
+WITH {{asynchronous}}claimed AS (
     UPDATE {_JOB} SET status = '{CLAIM.target.value}',
         attempt_count = attempt_count + 1, last_attempt_number = last_attempt_number + 1,
         started_at = %(now)s, finished_at = NULL, reserved_until = NULL,
         lease_owner = %(owner)s, lease_expires_at = %(lease)s, heartbeat_at = %(now)s
     WHERE id = %(id)s AND status IN ({", ".join(f"'{s.value}'" for s in sorted(CLAIM.sources))})
       AND run_after <= %(now)s
-    RETURNING *
+    RETURNING {{columns}}
 ), attempt AS (
     INSERT INTO {_ATTEMPT} (job_id, number, status, started_at, worker_host, worker_pid,
                               error_class, error_message, traceback)
@@ -206,18 +215,31 @@ WITH claimed AS (
     FROM claimed
     RETURNING id AS attempt_id
 )
-SELECT claimed.*, attempt.attempt_id FROM claimed, attempt
+SELECT claimed.*, attempt.attempt_id FROM claimed, attempt{{asynchronous_from}}
 """
+# Referenced in FROM, so it is evaluated; it holds for this statement's transaction.
+_ASYNCHRONOUS_COMMIT = "asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)), "
+
+
+@cache
+def _claim_sql(autocommit: bool) -> str:
+    # Inside a caller's transaction the setting would cover the caller's writes too.
+    return _CLAIM_SQL.format(
+        columns=statements.columns(Job),
+        asynchronous=_ASYNCHRONOUS_COMMIT if autocommit else "",
+        asynchronous_from=", asynchronous" if autocommit else "",
+    )
 
 
 def _claim_in_one_statement(job_id: UUID | str, host: str, pid: int, owner: str,
                             lease: datetime, now: datetime) -> Claimed | None:
     params = {"id": UUID(str(job_id)), "now": now, "owner": owner, "lease": lease,
               "host": host, "pid": pid}
-    job = next(iter(Job.objects.raw(_CLAIM_SQL, params)), None)
-    if job is None:
+    row = statements.fetchone(_claim_sql(transaction.get_autocommit()), params)
+    if row is None:
         return None
-    attempt = Attempt(pk=job.attempt_id, job=job, number=job.last_attempt_number,
+    job = statements.instance(Job, row)
+    attempt = Attempt(pk=row[-1], job=job, number=job.last_attempt_number,
                       status=AttemptStatus.RUNNING, started_at=now, worker_host=host,
                       worker_pid=pid)
     attempt._state.adding = False
@@ -269,9 +291,7 @@ def _succeed_in_one_statement(claimed: Claimed, result: Any, now: datetime) -> t
         "result": Job._meta.get_field("result").get_db_prep_save(result, connection),
         "now": now, "duration": now - claimed.attempt.started_at,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_SUCCEED_SQL, params)
-        return cursor.fetchone()
+    return statements.fetchone(_SUCCEED_SQL, params)
 
 
 def fail(
@@ -358,16 +378,14 @@ def renew_lease(
     """
     now = now or timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_JOB} SET lease_expires_at = %s, heartbeat_at = %s"
-            f" WHERE id = %s AND status = '{S.RUNNING.value}' AND last_attempt_number = %s"
-            " RETURNING cancel_requested_at",
-            [adapt(now + timedelta(seconds=lease_seconds)), adapt(now),
-             Job._meta.pk.get_db_prep_value(claimed.job.pk, connection),
-             claimed.attempt.number],
-        )
-        row = cursor.fetchone()
+    row = statements.fetchone(
+        f"UPDATE {_JOB} SET lease_expires_at = %s, heartbeat_at = %s"
+        f" WHERE id = %s AND status = '{S.RUNNING.value}' AND last_attempt_number = %s"
+        " RETURNING cancel_requested_at",
+        [adapt(now + timedelta(seconds=lease_seconds)), adapt(now),
+         Job._meta.pk.get_db_prep_value(claimed.job.pk, connection),
+         claimed.attempt.number],
+    )
     return (False, False) if row is None else (True, row[0] is not None)
 
 

@@ -44,13 +44,15 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # Unique where set (see Meta): most jobs have none, and NULL (not "") says so.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     enqueued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # a partial index (Meta): most jobs are enqueued by no one
     )
 
     result = models.JSONField(null=True, blank=True)
@@ -68,6 +70,13 @@ class Job(models.Model):
             ("requeue_job", "Can requeue dead or cancelled jobs"),
             ("cancel_job", "Can cancel queued or running jobs"),
             ("resume_job", "Can resume jobs from their failed step"),
+        ]
+        # Every status change rewrites the row with an entry in each index whose
+        # predicate it meets, so indexes over columns most rows leave empty are
+        # partial: they cost nothing for the rows they do not cover.
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="job_idempotency_key_uniq",
+                                    condition=Q(idempotency_key__isnull=False)),
         ]
         indexes = [
             # What the broker asks: due runnable jobs of a queue, best first.
@@ -100,6 +109,9 @@ class Job(models.Model):
             # The throughput chart: jobs finished in the last hour.
             models.Index(fields=["-finished_at"], name="job_finished_idx",
                          condition=Q(finished_at__isnull=False)),
+            # Deleting a user clears their jobs' enqueued_by.
+            models.Index(fields=["enqueued_by"], name="job_enqueued_by_idx",
+                         condition=Q(enqueued_by__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -111,7 +123,9 @@ class Job(models.Model):
 
 
 class Attempt(models.Model):
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    # Looked up through attempt_unique_number (job, number), which it leads.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts",
+                            db_index=False)
     number = models.PositiveIntegerField()
     status = models.CharField(
         max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.RUNNING
@@ -128,7 +142,7 @@ class Attempt(models.Model):
     traceback = models.TextField(blank=True, default="")
     # The step this attempt was in when it ended, if the job has steps.
     step = models.ForeignKey("Step", null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="job_attempts")
+                             related_name="job_attempts", db_index=False)
 
     class Meta:
         # By the column, not the relation: "job" would JOIN jobs_job for its ordering.
@@ -138,6 +152,9 @@ class Attempt(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "-started_at"], name="attempt_status_started_idx"),
+            # Only the attempts of jobs with steps have one (see Job.Meta on partial indexes).
+            models.Index(fields=["step"], name="attempt_step_idx",
+                         condition=Q(step__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from django.db import Error as DatabaseError
 from django.db import connection
 
+from jobs import conf
 from jobs.core import transitions
 from jobs.core.transitions import Claimed
 
@@ -52,13 +53,18 @@ class Heartbeat(threading.Thread):
         self._lock = threading.Lock()
         self._beat: Beat | None = None
         self._wake = threading.Event()
+        self._sleeping_until = 0.0  # when the thread wakes by itself
         self._stopping = False
         self.connected = threading.Event()
 
     def watch(self, beat: Beat) -> None:
         with self._lock:
             self._beat = beat
-        self._wake.set()
+            # Waking the thread costs a switch per job; needed only if it would
+            # otherwise sleep past the first renewal.
+            wake = beat.next_at < self._sleeping_until
+        if wake:
+            self._wake.set()
 
     def unwatch(self, beat: Beat) -> None:
         with self._lock:
@@ -76,8 +82,13 @@ class Heartbeat(threading.Thread):
             while not self._stopping:
                 with self._lock:
                     beat = self._beat
-                delay = None if beat is None else beat.next_at - time.monotonic()
-                if delay is None or delay > 0:
+                    now = time.monotonic()
+                    # Idle, it still looks in every sixth of a lease, so a job watched
+                    # meanwhile (without waking it) is renewed by half its lease.
+                    delay = (max(conf.get().lease_seconds / 6, 0.05) if beat is None
+                             else beat.next_at - now)
+                    self._sleeping_until = now + delay
+                if delay > 0:
                     self._wake.wait(delay)
                     self._wake.clear()
                     continue

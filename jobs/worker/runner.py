@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from django.db import Error as DatabaseError
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import conf
@@ -30,7 +30,7 @@ from jobs.core.serialization import stored_json
 from jobs.core.transitions import Claimed, ErrorInfo
 from jobs.exceptions import LostOwnership, PermanentError, UnknownTaskError
 from jobs.models import AttemptStatus, Job, JobStatus
-from jobs.worker import heartbeat
+from jobs.worker import connections, heartbeat
 from jobs.worker.steps import Steps
 from jobs.worker.timeouts import JobTimeout, StepTimeout, WorkerInterrupted, deadline
 
@@ -49,8 +49,6 @@ class _WorkerState:
 _state = _WorkerState()
 RESULT = "the task's result"
 T = TypeVar("T")
-# What a dropped connection raises (a restart, a failover, an administrator's terminate).
-ConnectionErrors = (OperationalError, InterfaceError)
 
 
 def execute(job_id: str) -> None:
@@ -74,9 +72,10 @@ def run_job(job_id: UUID | str) -> JobStatus | None:
         transitions.clear_reservation(job_id)
         return None
     host, pid = worker_identity()
-    claimed = transitions.claim(
+    connections.skip_health_check_if_fresh()
+    claimed = connections.retry_on_new_connection(lambda: transitions.claim(
         job_id, worker_host=host, worker_pid=pid, lease_seconds=conf.get().lease_seconds
-    )
+    ))
     if claimed is None:
         logger.debug("job %s not claimed: taken by another worker, not due, or gone", job_id)
         return None
@@ -114,16 +113,21 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
     settings = conf.get()
     timeout = task.timeout or settings.default_timeout
     try:
+        written = False
         if task.atomic:
             with transaction.atomic():
                 value = _invoke(task, job.args, job.kwargs, timeout)
                 result = stored_json(value, RESULT, settings.max_result_bytes)
-                transitions.succeed(claimed, result)
+                if not _nothing_sent():
+                    transitions.succeed(claimed, result)
+                    written = True
         else:
             value = _invoke(task, job.args, job.kwargs, timeout)
             result = stored_json(value, RESULT, settings.max_result_bytes)
+        if not written:
             _write_outcome(lambda: transitions.succeed(claimed, result),
                            already=lambda: _succeeded_by(claimed))
+        connections.answered()
     except (LostOwnership, AttemptLost):
         logger.warning("job %s was taken from attempt %s (reaped or cancelled); "
                        "its outcome is discarded", job.pk, claimed.attempt.number)
@@ -147,6 +151,21 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
     return JobStatus.SUCCEEDED
 
 
+def _nothing_sent() -> bool:
+    """Whether the task's transaction is still empty: no statement sent, nothing to commit.
+
+    psycopg begins a transaction with the first statement, so an atomic task that
+    never touched the database leaves it idle; its success is then one autocommit
+    statement instead of BEGIN, the statement and COMMIT (an empty COMMIT is never
+    sent). Not when the task registered on_commit callbacks: they must follow the
+    success. SQLite begins at once (BEGIN IMMEDIATE), so it always takes the long way.
+    """
+    if connection.vendor != "postgresql" or connection.run_on_commit:
+        return False
+    raw = connection.connection
+    return raw is not None and raw.info.transaction_status.name == "IDLE"
+
+
 def _invoke(task: Task, args: list, kwargs: dict, timeout: int) -> Any:
     with deadline(timeout, JobTimeout):
         _state.in_task = True
@@ -166,7 +185,7 @@ def _write_outcome(write: Callable[[], T], already: Callable[[], bool] | None = 
     """
     try:
         return write()
-    except ConnectionErrors:
+    except connections.ConnectionErrors:
         if not transaction.get_autocommit():
             raise
         logger.warning("the connection died while recording an outcome; reconnecting")

@@ -3,10 +3,27 @@ processes started with tests.settings register them too (see tests/cluster.py)."
 
 import time
 
+from django.db import transaction
+
 from jobs import Backoff, PermanentError, current_job, task
 from tests.testapp.models import Effect
 
 FAST = Backoff(base=1.0, factor=1.0, cap=1.0)
+
+
+# What tests.on_commit_only's callback saw of its own job.
+ON_COMMIT_SAW: list[str] = []
+
+
+@task(name="tests.on_commit_only")
+def on_commit_only() -> None:
+    """Touches no data; only asks to be called back when its transaction commits."""
+    from jobs.models import Job
+
+    job_id = current_job().job_id
+    transaction.on_commit(
+        lambda: ON_COMMIT_SAW.append(Job.objects.values_list("status", flat=True).get(pk=job_id))
+    )
 
 
 @task(name="tests.add")

@@ -2,6 +2,7 @@ import itertools
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs.core import transitions as tr
@@ -180,6 +181,25 @@ def test_two_workers_racing_for_the_same_jobs_each_job_goes_to_exactly_one(on_po
     owners = dict(Attempt.objects.values_list("job_id", "worker_host"))
     assert len(owners) == 150 and Attempt.objects.count() == 150
     assert {str(k) for k, v in owners.items() if v == "w0"} == set(won[0])
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_claims_asynchronous_commit_never_reaches_a_callers_writes(on_postgres):
+    """Only a claim in its own (autocommit) transaction skips the wait for the WAL
+    flush; the session, and a caller's transaction around a claim, keep their setting."""
+    assert on_postgres
+
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            return cursor.fetchone()[0]
+
+    assert claim(JobFactory()) is not None
+    assert setting() == "on"
+    with transaction.atomic():
+        assert claim(JobFactory()) is not None
+        assert setting() == "on"
 
 
 class TestOwnership:

@@ -241,3 +241,44 @@ def test_a_reaped_attempt_stops_at_its_next_safe_point_and_writes_nothing(settin
     assert job.status == S.RETRYING
     assert job.attempts.get().status == AttemptStatus.LOST
     assert not Effect.objects.filter(key="zombie-effect").exists()
+
+
+class TestAtomicTaskThatWritesNothing:
+    """An atomic task that sends no statement leaves nothing to commit: its success is
+    one autocommit statement (PostgreSQL). One that writes, or that asks for on_commit
+    callbacks, still has its success inside its transaction."""
+
+    pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
+
+    @pytest.fixture
+    def succeed_calls(self, monkeypatch, on_postgres):
+        assert on_postgres
+        seen = []
+        real = transitions.succeed
+
+        def spy(*args, **kwargs):
+            seen.append(connection.get_autocommit())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(transitions, "succeed", spy)
+        return seen
+
+    def test_a_no_op_succeeds_in_autocommit(self, succeed_calls):
+        job = enqueue("tests.noop")
+        assert run_job(job.pk) == S.SUCCEEDED
+        assert succeed_calls == [True]
+        assert Job.objects.get(pk=job.pk).status == S.SUCCEEDED
+
+    def test_a_task_that_writes_succeeds_inside_its_own_transaction(self, succeed_calls):
+        job = enqueue("tests.write_effect", "k1")
+        assert run_job(job.pk) == S.SUCCEEDED
+        assert succeed_calls == [False]
+        assert Effect.objects.filter(key="k1").count() == 1
+
+    def test_on_commit_callbacks_run_after_the_success_is_written(self, succeed_calls):
+        from tests.testapp.tasks import ON_COMMIT_SAW
+
+        ON_COMMIT_SAW.clear()
+        job = enqueue("tests.on_commit_only")
+        assert run_job(job.pk) == S.SUCCEEDED
+        assert succeed_calls == [False] and ON_COMMIT_SAW == [S.SUCCEEDED]
