@@ -79,7 +79,10 @@ def instance(model: type[M], row: Sequence[Any]) -> M:
     fields = model._meta.concrete_fields
     values = []
     for field, value in zip(fields, row, strict=False):
-        for convert in field.get_db_converters(connection):
-            value = convert(value, field, connection)
+        column = field.get_col(model._meta.db_table)
+        # As Django's compiler does: the backend's converters, then the field's.
+        for convert in [*connection.ops.get_db_converters(column),
+                        *field.get_db_converters(connection)]:
+            value = convert(value, column, connection)
         values.append(value)
     return model.from_db(connection.alias, [f.attname for f in fields], values)

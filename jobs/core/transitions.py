@@ -169,45 +169,34 @@ def claim(
     lease = now + timedelta(seconds=lease_seconds)
     if connection.vendor == "postgresql":
         return _claim_in_one_statement(job_id, worker_host, worker_pid, owner, lease, now)
-    with transaction.atomic():
-        won = _apply(
-            CLAIM,
-            Q(pk=job_id, run_after__lte=now),
-            attempt_count=F("attempt_count") + 1,
-            last_attempt_number=F("last_attempt_number") + 1,
-            started_at=now,
-            finished_at=None,
-            reserved_until=None,
-            lease_owner=owner,
-            lease_expires_at=lease,
-            heartbeat_at=now,
-        )
-        if not won:
-            return None
-        job = Job.objects.get(pk=job_id)
-        attempt = Attempt.objects.create(
-            job=job,
-            number=job.last_attempt_number,
-            started_at=now,
-            worker_host=worker_host,
-            worker_pid=worker_pid,
-        )
-    return Claimed(job=job, attempt=attempt)
+    return _claim_in_one_transaction(job_id, worker_host, worker_pid, owner, lease, now)
 
 
 # Table names from the models, as everywhere else (a project may not keep the defaults).
 _JOB, _ATTEMPT = Job._meta.db_table, Attempt._meta.db_table
 
+_CLAIM_JOB_SQL = f"""
+UPDATE {_JOB} SET status = '{CLAIM.target.value}',
+    attempt_count = attempt_count + 1, last_attempt_number = last_attempt_number + 1,
+    started_at = %(now)s, finished_at = NULL, reserved_until = NULL,
+    lease_owner = %(owner)s, lease_expires_at = %(lease)s, heartbeat_at = %(now)s
+WHERE id = %(id)s AND status IN ({", ".join(f"'{s.value}'" for s in sorted(CLAIM.sources))})
+  AND run_after <= %(now)s
+RETURNING {{columns}}
+"""
+_OPEN_ATTEMPT_SQL = f"""
+INSERT INTO {_ATTEMPT} (job_id, number, status, started_at, worker_host, worker_pid,
+                        error_class, error_message, traceback)
+VALUES (%(id)s, %(number)s, '{AttemptStatus.RUNNING.value}', %(now)s, %(host)s, %(pid)s,
+        '', '', '')
+RETURNING id
+"""
+
+
+# On PostgreSQL both in one statement: the attempt is opened for the row the UPDATE
+# returns, so no attempt without its claim, and one round trip.
 _CLAIM_SQL = f"""
-WITH {{asynchronous}}claimed AS (
-    UPDATE {_JOB} SET status = '{CLAIM.target.value}',
-        attempt_count = attempt_count + 1, last_attempt_number = last_attempt_number + 1,
-        started_at = %(now)s, finished_at = NULL, reserved_until = NULL,
-        lease_owner = %(owner)s, lease_expires_at = %(lease)s, heartbeat_at = %(now)s
-    WHERE id = %(id)s AND status IN ({", ".join(f"'{s.value}'" for s in sorted(CLAIM.sources))})
-      AND run_after <= %(now)s
-    RETURNING {{columns}}
-), attempt AS (
+WITH {{asynchronous}}claimed AS ({_CLAIM_JOB_SQL}), attempt AS (
     INSERT INTO {_ATTEMPT} (job_id, number, status, started_at, worker_host, worker_pid,
                               error_class, error_message, traceback)
     SELECT id, last_attempt_number, '{AttemptStatus.RUNNING.value}', %(now)s, %(host)s, %(pid)s,
@@ -231,6 +220,36 @@ def _claim_sql(autocommit: bool) -> str:
     )
 
 
+def _claim_in_one_transaction(job_id: UUID | str, host: str, pid: int, owner: str,
+                              lease: datetime, now: datetime) -> Claimed | None:
+    """Elsewhere (SQLite): the same two writes in one short transaction, in plain SQL
+    (building them with the ORM cost more than running them)."""
+    params = {"id": _prep(Job, "id", UUID(str(job_id))), "now": _prep(Job, "started_at", now),
+              "lease": _prep(Job, "lease_expires_at", lease), "owner": owner}
+    with transaction.atomic(savepoint=False):
+        row = statements.fetchone(_CLAIM_JOB_SQL.format(columns=statements.columns(Job)),
+                                  params)
+        if row is None:
+            return None
+        job = statements.instance(Job, row)
+        (attempt_id,) = statements.fetchone(_OPEN_ATTEMPT_SQL, {
+            **params, "number": job.last_attempt_number, "host": host, "pid": pid})
+    return _claimed(job, attempt_id, host, pid, now)
+
+
+def _prep(model: type[Any], name: str, value: Any) -> Any:
+    """A value as the field writes it on this database (SQLite: UUIDs as hex, say)."""
+    return model._meta.get_field(name).get_db_prep_value(value, connection)
+
+
+def _claimed(job: Job, attempt_id: int, host: str, pid: int, now: datetime) -> Claimed:
+    attempt = Attempt(pk=attempt_id, job=job, number=job.last_attempt_number,
+                      status=AttemptStatus.RUNNING, started_at=now, worker_host=host,
+                      worker_pid=pid)
+    attempt._state.adding = False
+    return Claimed(job=job, attempt=attempt)
+
+
 def _claim_in_one_statement(job_id: UUID | str, host: str, pid: int, owner: str,
                             lease: datetime, now: datetime) -> Claimed | None:
     params = {"id": UUID(str(job_id)), "now": now, "owner": owner, "lease": lease,
@@ -238,60 +257,58 @@ def _claim_in_one_statement(job_id: UUID | str, host: str, pid: int, owner: str,
     row = statements.fetchone(_claim_sql(transaction.get_autocommit()), params)
     if row is None:
         return None
-    job = statements.instance(Job, row)
-    attempt = Attempt(pk=row[-1], job=job, number=job.last_attempt_number,
-                      status=AttemptStatus.RUNNING, started_at=now, worker_host=host,
-                      worker_pid=pid)
-    attempt._state.adding = False
-    return Claimed(job=job, attempt=attempt)
+    return _claimed(statements.instance(Job, row), row[-1], host, pid, now)
 
 
 def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> None:
     """running -> succeeded, job and attempt together. Call inside the task's transaction
     when it is atomic. On PostgreSQL it is one statement, with no savepoint around it."""
     now = now or timezone.now()
+    params = _succeed_params(claimed, result, now)
     if connection.vendor == "postgresql":
-        job_moved, attempt_closed = _succeed_in_one_statement(claimed, result, now)
-        if not job_moved:
-            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
-        if attempt_closed:
-            _closed(claimed.attempt, {"status": AttemptStatus.SUCCEEDED, "finished_at": now,
-                                      "duration": now - claimed.attempt.started_at,
-                                      "retry_at": None})
-        return
-    with transaction.atomic():
-        if not _apply(
-            SUCCEED, _owned(claimed), result=result, finished_at=now, last_error="",
-            **_LEASE_CLEARED,
-        ):
-            raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
-        _close_attempt(claimed.attempt, AttemptStatus.SUCCEEDED, now)
+        job_moved, attempt_closed = statements.fetchone(_SUCCEED_SQL, params)
+    else:
+        # Inside the task's transaction no savepoint: a refusal rolls the task back.
+        with transaction.atomic(savepoint=False):
+            job_moved = statements.fetchone(_SUCCEED_JOB_SQL, params) is not None
+            attempt_closed = job_moved and bool(statements.fetchone(_SUCCEED_ATTEMPT_SQL, params))
+    if not job_moved:
+        raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+    if attempt_closed:
+        _closed(claimed.attempt, {"status": AttemptStatus.SUCCEEDED, "finished_at": now,
+                                  "duration": now - claimed.attempt.started_at,
+                                  "retry_at": None})
 
 
+_SUCCEED_JOB_SQL = f"""
+UPDATE {_JOB} SET status = '{SUCCEED.target.value}', result = %(result)s,
+    finished_at = %(now)s, last_error = '', lease_owner = '', lease_expires_at = NULL
+WHERE id = %(id)s AND status = '{S.RUNNING.value}' AND last_attempt_number = %(number)s
+RETURNING id
+"""
+_SUCCEED_ATTEMPT_SQL = f"""
+UPDATE {_ATTEMPT} SET status = '{AttemptStatus.SUCCEEDED.value}', finished_at = %(now)s,
+    duration = %(duration)s, retry_at = NULL
+WHERE id = %(attempt)s AND status = '{AttemptStatus.RUNNING.value}'{{only_if_job_moved}}
+RETURNING id
+"""
+# On PostgreSQL one statement; the attempt is closed only if the job moved.
 _SUCCEED_SQL = f"""
-WITH job AS (
-    UPDATE {_JOB} SET status = '{SUCCEED.target.value}', result = %(result)s,
-        finished_at = %(now)s, last_error = '', lease_owner = '', lease_expires_at = NULL
-    WHERE id = %(id)s AND status = '{S.RUNNING.value}' AND last_attempt_number = %(number)s
-    RETURNING id
-), attempt AS (
-    UPDATE {_ATTEMPT} SET status = '{AttemptStatus.SUCCEEDED.value}', finished_at = %(now)s,
-        duration = %(duration)s, retry_at = NULL
-    WHERE id = %(attempt)s AND status = '{AttemptStatus.RUNNING.value}'
-      AND EXISTS (SELECT 1 FROM job)
-    RETURNING id
-)
+WITH job AS ({_SUCCEED_JOB_SQL}), attempt AS ({_SUCCEED_ATTEMPT_SQL.format(
+    only_if_job_moved=" AND EXISTS (SELECT 1 FROM job)")})
 SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM attempt)
 """
+_SUCCEED_ATTEMPT_SQL = _SUCCEED_ATTEMPT_SQL.format(only_if_job_moved="")
 
 
-def _succeed_in_one_statement(claimed: Claimed, result: Any, now: datetime) -> tuple[int, int]:
-    params = {
-        "id": claimed.job.pk, "number": claimed.attempt.number, "attempt": claimed.attempt.pk,
+def _succeed_params(claimed: Claimed, result: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": _prep(Job, "id", claimed.job.pk), "number": claimed.attempt.number,
+        "attempt": claimed.attempt.pk,
         "result": Job._meta.get_field("result").get_db_prep_save(result, connection),
-        "now": now, "duration": now - claimed.attempt.started_at,
+        "now": _prep(Job, "finished_at", now),
+        "duration": _prep(Attempt, "duration", now - claimed.attempt.started_at),
     }
-    return statements.fetchone(_SUCCEED_SQL, params)
 
 
 def fail(
