@@ -353,10 +353,12 @@ def _finished(impl: str, job_id: Any) -> bool:
     return Task.objects.filter(id=job_id).exists()
 
 
-def start_cluster(impl: str, db: str) -> tuple[subprocess.Popen, Any]:
-    log = open(RESULTS / f"cluster-{db}-{impl}.log", "wb")  # noqa: SIM115 - closed by caller
+def start_cluster(impl: str, db: str, *args: str) -> tuple[subprocess.Popen, Any]:
+    """A real `manage.py qcluster [args]` in its own process group, logging to a file."""
+    name = "-".join([db, impl, *[a.lstrip("-") for a in args]])
+    log = open(RESULTS / f"cluster-{name}.log", "wb")  # noqa: SIM115 - closed by caller
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+        [sys.executable, str(ROOT / "manage.py"), "qcluster", *args],
         cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # own process group: SIGKILL reaches every cluster process
     )
