@@ -135,3 +135,6 @@ LOGGING = {
 # (JOBS_DEFAULT_TIMEOUT=120, JOBS_QUEUES=default,reports, Q_WORKERS=4, ...).
 JOBS = jobs_conf.from_env(env)
 Q_CLUSTER = jobs_conf.q_cluster_from_env(env)
+# Django's standard task API (django.tasks; the django-tasks backport on Django 5.2)
+# runs as jobs too; no QUEUES list, so a task may name any queue.
+TASKS = {"default": {"BACKEND": "jobs.backends.JobsBackend", "QUEUES": []}}

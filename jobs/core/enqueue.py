@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import conf
+from jobs import conf, signals
 from jobs.core.registry import (
     ENQUEUE_OPTIONS,
     MAX_IDEMPOTENCY_KEY,
@@ -130,13 +130,15 @@ def _same_job(existing: Job, t: Task, fields: dict[str, Any]) -> Job:
 
 def _create(t: Task, fields: dict[str, Any]) -> Job:
     if not t.steps:
-        return Job.objects.create(**fields)
-    with transaction.atomic():
         job = Job.objects.create(**fields)
-        # Planned steps show as pending before they run, so operators see what is ahead.
-        Step.objects.bulk_create(
-            [Step(job=job, position=i, name=name) for i, name in enumerate(t.steps, start=1)]
-        )
+    else:
+        with transaction.atomic():
+            job = Job.objects.create(**fields)
+            # Planned steps show as pending before they run, so operators see what is ahead.
+            Step.objects.bulk_create(
+                [Step(job=job, position=i, name=name) for i, name in enumerate(t.steps, start=1)]
+            )
+    signals.send(signals.job_enqueued, Job, job=job)
     return job
 
 

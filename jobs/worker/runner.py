@@ -21,7 +21,7 @@ from django.db import Error as DatabaseError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import conf
+from jobs import conf, signals
 from jobs.core import retry, transitions
 from jobs.core.context import AttemptLost, JobCancelled, JobContext, running
 from jobs.core.registry import Task, get_task
@@ -79,7 +79,12 @@ def run_job(job_id: UUID | str) -> JobStatus | None:
     if claimed is None:
         logger.debug("job %s not claimed: taken by another worker, not due, or gone", job_id)
         return None
-    return _run_claimed(claimed)
+    signals.send(signals.job_started, Job, job=claimed.job, attempt=claimed.attempt)
+    status = _run_claimed(claimed)
+    if status is not None:
+        signals.send(signals.job_finished, Job, job=claimed.job, attempt=claimed.attempt,
+                     status=status)
+    return status
 
 
 def _run_claimed(claimed: Claimed) -> JobStatus | None:

@@ -213,3 +213,8 @@ def crash_in_step2(seconds: float) -> str:
         return _record("two", "two")
 
     return ctx.step("two", two)
+
+
+# Django-standard tasks register themselves (jobs.backends) when their module loads;
+# importing it here loads it in every process that loads this app's tasks.
+from tests.testapp import standard_tasks  # noqa: E402, F401

@@ -1,0 +1,185 @@
+"""A backend for Django's standard task API whose tasks run as this package's jobs.
+
+    TASKS = {"default": {"BACKEND": "jobs.backends.JobsBackend", "QUEUES": ["default"]}}
+
+Code written against `django.tasks` (Django 6.0) or its backport `django_tasks`
+(Django 5.2, `pip install truthful-jobs[tasks]`) gets what `@jobs.task` gets:
+every attempt recorded, leases and the reaper, retries with backoff, dead
+letters, idempotent scheduling, the admin and the dashboard. Our per-task
+options ride on Django's decorator, which hands unknown keyword arguments to
+the backend's task class:
+
+    @task(queue_name="reports", max_attempts=5, timeout=120, atomic=False)
+    def build(report_id: int) -> dict: ...
+
+A task is registered with this package's registry when Django creates it (at
+import, so a worker that imports the module can run it), under its module
+path. Statuses map as: queued, retrying -> READY; running -> RUNNING;
+succeeded -> SUCCESSFUL; dead, cancelled -> FAILED. `task_started` is sent
+when an attempt starts, `task_finished` when the job reaches a final status
+(not after an attempt that will be retried).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import ValidationError
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from jobs import signals
+from jobs.core import registry
+from jobs.core.context import current_job
+from jobs.core.enqueue import enqueue
+from jobs.core.retry import Backoff
+from jobs.exceptions import TaskRegistrationError
+from jobs.models import Attempt, AttemptStatus, Job, JobStatus
+
+try:  # Django 6.0 and later
+    from django.tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
+    from django.tasks.backends.base import BaseTaskBackend
+    from django.tasks.base import Task, TaskError
+    from django.tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
+    from django.tasks.signals import task_enqueued, task_finished, task_started
+except ImportError:  # Django 5.2 with the django-tasks backport
+    from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
+    from django_tasks.backends.base import BaseTaskBackend
+    from django_tasks.base import Task, TaskError
+    from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
+    from django_tasks.signals import task_enqueued, task_finished, task_started
+
+STATUSES = {
+    JobStatus.QUEUED: TaskResultStatus.READY,
+    JobStatus.RETRYING: TaskResultStatus.READY,
+    JobStatus.RUNNING: TaskResultStatus.RUNNING,
+    JobStatus.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
+    JobStatus.DEAD: TaskResultStatus.FAILED,
+    JobStatus.CANCELLED: TaskResultStatus.FAILED,
+}
+# Attempts that ended in an error, for TaskResult.errors.
+FAILED_ATTEMPTS = {AttemptStatus.FAILED, AttemptStatus.TIMED_OUT, AttemptStatus.LOST}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobTask(Task):
+    """Django's Task plus this package's options; see the module docstring."""
+
+    max_attempts: int | None = None
+    backoff: Backoff | None = None
+    timeout: int | None = None
+    atomic: bool | None = None
+    steps: tuple[str, ...] = ()
+
+
+class JobsBackend(BaseTaskBackend):
+    task_class = JobTask
+    supports_defer = True
+    supports_priority = True
+    supports_get_result = True
+    supports_async_task = False  # a coroutine task would need an event loop per worker
+
+    def validate_task(self, task: Task) -> None:
+        super().validate_task(task)
+        _register(task)
+
+    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        self.validate_task(task)
+        job = enqueue(registry.get_task(task.module_path), *args, queue=task.queue_name,
+                      priority=task.priority, run_after=task.run_after, **kwargs)
+        result = self._result(task, job, [])
+        task_enqueued.send(sender=type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id: str) -> TaskResult:
+        try:
+            job = Job.objects.get(pk=UUID(str(result_id)))
+        except (ValueError, ValidationError, Job.DoesNotExist):
+            raise TaskResultDoesNotExist(result_id) from None
+        task = _django_task(job.task_name)
+        if task is None:
+            raise TaskResultDoesNotExist(result_id)
+        return self._result(task, job, list(job.attempts.order_by("number")))
+
+    def _result(self, task: Task, job: Job, attempts: list[Attempt]) -> TaskResult:
+        result = TaskResult(
+            task=task,
+            id=str(job.pk),
+            status=STATUSES[JobStatus(job.status)],
+            enqueued_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            last_attempted_at=attempts[-1].started_at if attempts else None,
+            args=job.args,
+            kwargs=job.kwargs,
+            backend=self.alias,
+            errors=[TaskError(exception_class_path=_class_path(a.error_class),
+                              traceback=a.traceback)
+                    for a in attempts if a.status in FAILED_ATTEMPTS],
+            worker_ids=[f"{a.worker_host}:{a.worker_pid}" for a in attempts],
+        )
+        object.__setattr__(result, "_return_value", job.result)
+        return result
+
+
+def _class_path(error_class: str) -> str:
+    """An importable path: the attempt stores builtins by their bare name."""
+    return error_class if "." in error_class else f"builtins.{error_class}"
+
+
+def _register(task: Task) -> None:
+    """Enter the task in this package's registry, under its module path."""
+    func = task.func
+    takes_context = task.takes_context
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if not takes_context:
+            return func(*args, **kwargs)
+        running = current_job()
+        backend = task_backends[task.backend]
+        context = TaskContext(task_result=backend.get_result(str(running.job_id)))
+        return func(context, *args, **kwargs)
+
+    run.__module__, run.__qualname__ = func.__module__, func.__qualname__
+    signature = inspect.signature(func)
+    if takes_context:  # the context is the backend's to give, not the caller's
+        signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+    run.__signature__ = signature  # type: ignore[attr-defined]
+    options = {name: getattr(task, name, None)
+               for name in ("max_attempts", "backoff", "timeout", "atomic")}
+    try:
+        registry.task(run, name=task.module_path, queue=task.queue_name,
+                      steps=getattr(task, "steps", ()), **options)
+    except TaskRegistrationError as exc:
+        raise InvalidTaskError(str(exc)) from None
+
+
+def _django_task(name: str) -> Task | None:
+    """The Django task a job runs, if it runs one."""
+    try:
+        found = import_string(name)
+    except ImportError:
+        return None
+    return found if isinstance(found, Task) else None
+
+
+def _send(signal: Any, job: Job) -> None:
+    task = _django_task(job.task_name)
+    if task is None or not isinstance(task.get_backend(), JobsBackend):
+        return
+    backend = task.get_backend()
+    signal.send(sender=type(backend), task_result=backend.get_result(str(job.pk)))
+
+
+@receiver(signals.job_started)
+def _started(job: Job, **_: Any) -> None:
+    _send(task_started, job)
+
+
+@receiver(signals.job_finished)
+def _finished(job: Job, status: JobStatus, **_: Any) -> None:
+    if JobStatus(status).is_terminal:
+        _send(task_finished, job)

@@ -1,0 +1,36 @@
+"""Tasks written the way Django's task docs show, run by jobs.backends.JobsBackend.
+
+On Django 6 the import is `from django.tasks import task`; on 5.2 the backport's.
+"""
+
+from django_tasks import task
+
+from jobs import Backoff
+
+FAST = Backoff(base=0.2, factor=1.0, cap=0.2)
+
+
+@task()
+def multiply(a: int, b: int) -> int:
+    return a * b
+
+
+@task(queue_name="reports", priority=10, takes_context=True, max_attempts=3, backoff=FAST)
+def flaky(context, succeed_on: int) -> dict:
+    """Fails until its attempt number reaches `succeed_on`, then reports what it saw."""
+    if context.attempt < succeed_on:
+        raise ValueError(f"attempt {context.attempt} is too early")
+    return {"attempt": context.attempt, "id": context.task_result.id}
+
+
+@task(max_attempts=2, backoff=FAST)
+def always_fails(message: str) -> None:
+    raise LookupError(message)
+
+
+@task()
+def nap(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds

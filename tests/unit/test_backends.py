@@ -1,0 +1,94 @@
+"""jobs.backends.JobsBackend in-process: enqueue through Django's API, validation at
+decoration time, the signals, and what get_result refuses."""
+
+import pytest
+from django_tasks import TaskResultStatus, default_task_backend, task
+from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
+from django_tasks.signals import task_enqueued, task_finished, task_started
+
+from jobs import signals
+from jobs.exceptions import InvalidJobArguments
+from jobs.models import Job, JobStatus
+from jobs.worker.runner import run_job
+from tests.testapp.standard_tasks import always_fails, flaky, multiply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def heard():
+    got = []
+
+    def listen(signal, name):
+        def receiver(sender, **kwargs):
+            got.append((name, kwargs.get("task_result") or kwargs.get("job")))
+        signal.connect(receiver, weak=False)
+        return receiver
+
+    pairs = [(task_enqueued, "task_enqueued"), (task_started, "task_started"),
+             (task_finished, "task_finished"), (signals.job_enqueued, "job_enqueued"),
+             (signals.job_started, "job_started"), (signals.job_finished, "job_finished")]
+    receivers = [(s, listen(s, n)) for s, n in pairs]
+    yield got
+    for s, r in receivers:
+        s.disconnect(r)
+
+
+def test_enqueue_makes_a_job_with_the_tasks_queue_priority_and_options():
+    result = flaky.using(priority=20).enqueue(succeed_on=1)
+    job = Job.objects.get(pk=result.id)
+    assert (job.task_name, job.queue, job.priority) == (flaky.module_path, "reports", 20)
+    assert job.max_attempts == 3 and job.kwargs == {"succeed_on": 1}
+    assert result.status == TaskResultStatus.READY and result.backend == "default"
+
+
+def test_signals_ours_and_djangos_for_a_job_that_fails_then_dies(heard):
+    result = always_fails.enqueue("gone")
+    assert sorted(n for n, _ in heard) == ["job_enqueued", "task_enqueued"]
+    heard.clear()
+    assert run_job(result.id) == JobStatus.RETRYING
+    # An attempt that will be retried has not finished the task.
+    assert sorted(n for n, _ in heard) == ["job_finished", "job_started", "task_started"]
+    heard.clear()
+    Job.objects.filter(pk=result.id).update(run_after=Job.objects.get(pk=result.id).created_at)
+    assert run_job(result.id) == JobStatus.DEAD
+    assert sorted(n for n, _ in heard) == ["job_finished", "job_started", "task_finished",
+                                           "task_started"]
+    finished = dict(heard)["task_finished"]
+    assert finished.status == TaskResultStatus.FAILED and len(finished.errors) == 2
+
+
+def test_arguments_that_json_would_change_are_refused_before_any_row():
+    with pytest.raises(InvalidJobArguments, match="args"):
+        multiply.enqueue({1, 2}, 3)
+    assert not Job.objects.exists()
+
+
+def test_a_task_that_is_not_module_level_is_refused_at_decoration():
+    with pytest.raises(InvalidTaskError, match="module level"):
+        def outer():
+            @task()
+            def inner() -> None: ...
+        outer()
+
+
+def test_a_task_taking_a_name_enqueue_reserves_is_refused_at_decoration():
+    with pytest.raises(InvalidTaskError, match="queue"):
+        task()(_takes_queue)
+
+
+def _takes_queue(queue: str) -> None: ...
+
+
+@pytest.mark.parametrize("bad", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_get_result_of_an_unknown_id_raises_does_not_exist(bad):
+    with pytest.raises(TaskResultDoesNotExist):
+        default_task_backend.get_result(bad)
+
+
+def test_get_result_of_a_job_of_a_jobs_task_is_not_a_django_result():
+    from jobs import enqueue
+
+    job = enqueue("tests.add", 1, b=2)
+    with pytest.raises(TaskResultDoesNotExist):
+        default_task_backend.get_result(str(job.pk))
