@@ -25,7 +25,7 @@ from dashboard.access import staff_required
 from dashboard.forms import BulkActionForm, JobFilterForm
 from jobs.core.registry import registered_tasks
 from jobs.models import Step
-from jobs.ops import operations
+from jobs.ops import health, operations
 from jobs.ops.presentation import StepLimitsForm, reject_unstorable_input, value_text
 
 # htmx stops polling an element when a response has this status.
@@ -249,3 +249,14 @@ def job_status(request: HttpRequest, job_id: UUID) -> JsonResponse:
     if job is None:
         return JsonResponse({"error": "Not found."}, status=404)
     return JsonResponse(queries.status_payload(job))
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Health for load balancers and monitors: 200 when healthy, 503 when not.
+
+    Open to anyone, so it says only counts and ages, never a job, task or error.
+    """
+    report = health.check()
+    return JsonResponse(report, status=200 if report["healthy"] else 503)

@@ -43,7 +43,10 @@ def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 ("MAX_TRACEBACK_CHARS", js.max_traceback_chars),
                 ("MAX_DELAY_DAYS", js.max_delay_days),
                 ("PRIORITY_AGING_SECONDS", js.priority_aging_seconds),
-                ("LISTEN_FALLBACK_SECONDS", js.listen_fallback_seconds))
+                ("LISTEN_FALLBACK_SECONDS", js.listen_fallback_seconds),
+                ("CLUSTER_REFRESH_SECONDS", js.cluster_refresh_seconds),
+                ("HEALTH_CLUSTER_SECONDS", js.health_cluster_seconds),
+                ("HEALTH_MAX_WAIT_SECONDS", js.health_max_wait_seconds))
     for key, value in positive:
         if value <= 0:
             errors.append(Error(

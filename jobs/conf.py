@@ -68,6 +68,13 @@ DEFAULTS: dict[str, Any] = {
     "PRIORITY_AGING_SECONDS": 10.0,
     # PostgreSQL: an idle cluster is woken by LISTEN/NOTIFY, and polls anyway this often.
     "LISTEN_FALLBACK_SECONDS": 1.0,
+    # Each cluster refreshes its row in the cluster registry this often; a row not
+    # refreshed for three intervals is shown as gone, and deleted after a day.
+    "CLUSTER_REFRESH_SECONDS": 5.0,
+    # /healthz answers 503 when no cluster was seen for this long, or when the
+    # oldest due job has waited longer than HEALTH_MAX_WAIT_SECONDS.
+    "HEALTH_CLUSTER_SECONDS": 30.0,
+    "HEALTH_MAX_WAIT_SECONDS": 300.0,
 }
 
 
@@ -95,6 +102,9 @@ class JobsSettings:
     max_delay_days: int
     priority_aging_seconds: float
     listen_fallback_seconds: float
+    cluster_refresh_seconds: float
+    health_cluster_seconds: float
+    health_max_wait_seconds: float
 
     def served_queues(self) -> tuple[str, ...]:
         return self.queues or (self.default_queue,)

@@ -9,11 +9,13 @@ from jobs.models.choices import (
     OverlapPolicy,
     StepStatus,
 )
+from jobs.models.cluster import Cluster
 from jobs.models.job import Attempt, Job, Step
 from jobs.models.records import DeadLetter, OperationKey
 from jobs.models.schedule import Schedule
 
 __all__ = [
     "RUNNABLE_STATUSES", "AttemptStatus", "JobStatus", "MisfirePolicy", "OverlapPolicy",
-    "StepStatus", "Attempt", "Job", "Step", "DeadLetter", "OperationKey", "Schedule",
+    "StepStatus", "Attempt", "Cluster", "Job", "Step", "DeadLetter", "OperationKey",
+    "Schedule",
 ]

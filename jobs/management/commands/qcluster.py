@@ -35,6 +35,7 @@ from django_q.cluster import Cluster
 from django_q.conf import Conf
 
 from jobs import conf
+from jobs.core.clusters import Registration
 from jobs.core.registry import check_queue
 from jobs.exceptions import InvalidJobOption
 from jobs.worker.broker import JobTableBroker
@@ -73,11 +74,20 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: stop.set())
         cluster.start()
-        while not stop.wait(0.5):
-            if not cluster.sentinel.is_alive():
-                logger.error("the cluster's sentinel died; exiting")
-                return
-        self.shut_down(cluster)
+        registration = Registration(name, served, Conf.WORKERS)
+        refresh_every = conf.get().cluster_refresh_seconds
+        next_refresh = 0.0
+        try:
+            while not stop.wait(0.5):
+                if not cluster.sentinel.is_alive():
+                    logger.error("the cluster's sentinel died; exiting")
+                    return
+                if time.monotonic() >= next_refresh:
+                    registration.refresh(_descendants(cluster.sentinel.pid))
+                    next_refresh = time.monotonic() + refresh_every
+            self.shut_down(cluster)
+        finally:
+            registration.stopped()
 
     def shut_down(self, cluster: Cluster) -> None:
         grace = conf.get().shutdown_grace_seconds

@@ -1,0 +1,54 @@
+"""Is the job system healthy? What /healthz answers, for load balancers and monitors.
+
+Healthy means: the database answers, at least one cluster refreshed its registry
+row within JOBS['HEALTH_CLUSTER_SECONDS'], and no due job has waited longer than
+JOBS['HEALTH_MAX_WAIT_SECONDS']. Unresolved dead letters are reported, not judged:
+they need an operator, not a restart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import Error as DatabaseError
+from django.db import connection
+from django.db.models import Min
+from django.utils import timezone
+
+from jobs import conf
+from jobs.models import RUNNABLE_STATUSES, Cluster, DeadLetter, Job
+
+
+def check(now: datetime | None = None) -> dict[str, Any]:
+    """The health report; `healthy` is False with every `problems` entry saying why."""
+    now = now or timezone.now()
+    settings = conf.get()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        seen = Cluster.objects.filter(
+            stopped_at__isnull=True,
+            last_seen_at__gte=now - timedelta(seconds=settings.health_cluster_seconds),
+        ).count()
+        oldest = Job.objects.filter(status__in=RUNNABLE_STATUSES, run_after__lte=now).aggregate(
+            oldest=Min("run_after"))["oldest"]
+        dead = DeadLetter.objects.filter(resolved_at__isnull=True).count()
+    except DatabaseError as exc:
+        return {"healthy": False, "database": "unreachable",
+                "problems": [f"the database does not answer ({type(exc).__name__})"]}
+    wait = (now - oldest).total_seconds() if oldest else 0.0
+    problems = []
+    if not seen:
+        problems.append(f"no cluster seen in the last {settings.health_cluster_seconds:g} s")
+    if wait > settings.health_max_wait_seconds:
+        problems.append(f"the oldest due job has waited {wait:.0f} s "
+                        f"(limit {settings.health_max_wait_seconds:g} s)")
+    return {
+        "healthy": not problems,
+        "database": "ok",
+        "clusters_seen": seen,
+        "oldest_due_wait_seconds": round(wait, 3),
+        "unresolved_dead_letters": dead,
+        "problems": problems,
+    }

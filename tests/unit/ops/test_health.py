@@ -1,0 +1,67 @@
+"""/healthz: 200 when a cluster was seen lately and nothing due waits too long; 503
+otherwise, saying why, with counts only."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs.models import Cluster, JobStatus
+from tests.factories import DeadLetterFactory, JobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def cluster(seconds_ago: float = 1.0, stopped: bool = False) -> Cluster:
+    now = timezone.now()
+    return Cluster.objects.create(
+        name="default", host="h", pid=1, queues=["default"], workers=2,
+        last_seen_at=now - timedelta(seconds=seconds_ago),
+        stopped_at=now if stopped else None)
+
+
+def get(client):
+    response = client.get("/healthz")
+    return response.status_code, response.json()
+
+
+def test_healthy_with_a_fresh_cluster_and_nothing_waiting(client):
+    cluster()
+    JobFactory(status=JobStatus.QUEUED, run_after=timezone.now() + timedelta(hours=1))
+    status, body = get(client)
+    assert status == 200 and body["healthy"] and body["clusters_seen"] == 1
+    assert body["oldest_due_wait_seconds"] == 0 and body["problems"] == []
+
+
+@pytest.mark.parametrize("row", [None, "silent", "stopped"])
+def test_no_cluster_seen_lately_is_unhealthy(client, settings, row):
+    settings.JOBS = {"HEALTH_CLUSTER_SECONDS": 30.0}
+    if row == "silent":
+        cluster(seconds_ago=31)
+    elif row == "stopped":
+        cluster(stopped=True)
+    status, body = get(client)
+    assert status == 503 and not body["healthy"]
+    assert body["problems"] == ["no cluster seen in the last 30 s"]
+
+
+def test_a_due_job_waiting_past_the_limit_is_unhealthy(client, settings):
+    settings.JOBS = {"HEALTH_MAX_WAIT_SECONDS": 60.0}
+    cluster()
+    JobFactory(status=JobStatus.RETRYING, run_after=timezone.now() - timedelta(seconds=50))
+    assert get(client)[0] == 200
+    JobFactory(status=JobStatus.QUEUED, run_after=timezone.now() - timedelta(seconds=90))
+    status, body = get(client)
+    assert status == 503 and 90 <= body["oldest_due_wait_seconds"] < 100
+    assert "the oldest due job has waited 9" in body["problems"][0]
+
+
+def test_dead_letters_are_reported_not_judged(client):
+    cluster()
+    DeadLetterFactory()
+    status, body = get(client)
+    assert status == 200 and body["unresolved_dead_letters"] == 1
+
+
+def test_only_get(client):
+    assert client.post("/healthz").status_code == 405
