@@ -16,10 +16,13 @@ class JobsConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from jobs import checks, conf  # noqa: F401 - registers the system checks
+        from jobs.core.context import install_log_context
         from jobs.models import Schedule
         from jobs.scheduling.firing import validate_and_plan
         from jobs.worker.runner import on_worker_spawn
 
+        # Log lines written while a job runs can say which job (%(job)s).
+        install_log_context()
         # Register every @task before the first enqueue() or worker looks one up.
         autodiscover_modules("tasks")
         for module in conf.get().task_modules:

@@ -7,6 +7,7 @@ is injected by the worker as a `StepRunner`, so core never imports upward.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -109,3 +110,36 @@ def running(ctx: JobContext) -> Iterator[JobContext]:
         yield ctx
     finally:
         _current.reset(token)
+
+
+def install_log_context() -> None:
+    """Give every log record `job` ("job=<id> task=<name> attempt=<n>", or "" outside
+    a job), `job_id`, `job_task` and `job_attempt`, so a formatter can show which
+    job wrote a line (`%(job)s`) whichever library logged it. Idempotent."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "adds_job_context", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        ctx = _current.get()
+        if ctx is None:
+            record.job, record.job_id, record.job_task, record.job_attempt = "", "", "", ""
+        else:
+            record.job_id, record.job_task = str(ctx.job_id), ctx.task_name
+            record.job_attempt = ctx.attempt_number
+            record.job = f"job={ctx.job_id} task={ctx.task_name} attempt={ctx.attempt_number}"
+        return record
+
+    factory.adds_job_context = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+class JobLogFields(logging.Filter):
+    """For a handler whose format names %(job)s: fills the job fields of a record made
+    before `install_log_context()` ran (while Django was still starting)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "job"):
+            record.job, record.job_id, record.job_task, record.job_attempt = "", "", "", ""
+        return True

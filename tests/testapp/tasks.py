@@ -26,6 +26,13 @@ def on_commit_only() -> None:
     )
 
 
+@task(name="tests.logs_a_line")
+def logs_a_line(word: str) -> None:
+    import logging
+
+    logging.getLogger("some.library").warning("task says %s", word)
+
+
 @task(name="tests.add")
 def add(a: int, b: int) -> int:
     return a + b
