@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from dashboard.views import healthz
+from dashboard.views import healthz, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -9,4 +9,5 @@ urlpatterns = [
     path("api/", include("dashboard.api_urls")),
     path("demo/", include("demo.urls")),
     path("healthz", healthz, name="healthz"),  # open to load balancers; counts only
+    path("metrics", metrics, name="metrics"),  # staff, or JOBS_METRICS_TOKEN
 ]

@@ -7,6 +7,8 @@ JavaScript off, as a bookmark, and after the back button.
 
 from __future__ import annotations
 
+import hmac
+from importlib.util import find_spec
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +25,7 @@ from django.views.decorators.vary import vary_on_headers
 from dashboard import queries
 from dashboard.access import staff_required
 from dashboard.forms import BulkActionForm, JobFilterForm
+from jobs import conf
 from jobs.core.registry import registered_tasks
 from jobs.models import Step
 from jobs.ops import health, operations
@@ -260,3 +263,23 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """
     report = health.check()
     return JsonResponse(report, status=200 if report["healthy"] else 503)
+
+
+@require_GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics (docs/operations.md): for staff, or a scraper sending
+    `Authorization: Bearer <JOBS['METRICS_TOKEN']>`; 403 for anyone else."""
+    token = conf.get().metrics_token
+    sent = request.headers.get("Authorization", "")
+    by_token = bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    if not by_token and not (request.user.is_authenticated and request.user.is_staff):
+        return HttpResponse("Forbidden: staff or the metrics token only.\n", status=403,
+                            content_type="text/plain")
+    if find_spec("prometheus_client") is None:
+        return HttpResponse("Metrics need prometheus-client (pip install truthful-jobs[metrics])."
+                            "\n", status=501, content_type="text/plain")
+    from jobs.ops import metrics as exposition  # optional dependency, present (checked above)
+
+    return HttpResponse(exposition.scrape(),
+                        content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,6 +1,7 @@
 """Start-up wiring: the one place that connects the layers to Django's hooks."""
 
 from importlib import import_module
+from importlib.util import find_spec
 
 from django.apps import AppConfig
 from django.db.models.signals import pre_save
@@ -23,6 +24,12 @@ class JobsConfig(AppConfig):
 
         # Log lines written while a job runs can say which job (%(job)s).
         install_log_context()
+        # Prometheus counters, when the optional prometheus-client is installed: an
+        # optional dependency is imported only if present, hence here.
+        if find_spec("prometheus_client") is not None:
+            from jobs.ops import metrics
+
+            metrics.connect()
         # Register every @task before the first enqueue() or worker looks one up.
         autodiscover_modules("tasks")
         for module in conf.get().task_modules:

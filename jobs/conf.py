@@ -75,6 +75,8 @@ DEFAULTS: dict[str, Any] = {
     # oldest due job has waited longer than HEALTH_MAX_WAIT_SECONDS.
     "HEALTH_CLUSTER_SECONDS": 30.0,
     "HEALTH_MAX_WAIT_SECONDS": 300.0,
+    # /metrics answers staff, and anyone sending "Authorization: Bearer <this>" when set.
+    "METRICS_TOKEN": "",
 }
 
 
@@ -105,6 +107,7 @@ class JobsSettings:
     cluster_refresh_seconds: float
     health_cluster_seconds: float
     health_max_wait_seconds: float
+    metrics_token: str
 
     def served_queues(self) -> tuple[str, ...]:
         return self.queues or (self.default_queue,)
