@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import conf, signals
+from jobs.core import tracing
 from jobs.core.registry import (
     ENQUEUE_OPTIONS,
     MAX_IDEMPOTENCY_KEY,
@@ -80,6 +81,7 @@ def enqueue(
         "run_after": _check_run_after(run_after, now),
         "created_at": now,
         "enqueued_by": _check_enqueued_by(enqueued_by),
+        "traceparent": tracing.current_traceparent(),
     }
     if idempotency_key is None:
         return _create(t, fields)

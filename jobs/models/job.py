@@ -55,6 +55,9 @@ class Job(models.Model):
         db_index=False,  # a partial index (Meta): most jobs are enqueued by no one
     )
 
+    # The W3C traceparent of the span that enqueued the job (OpenTelemetry), if any.
+    traceparent = models.CharField(max_length=128, blank=True, default="")
+
     result = models.JSONField(null=True, blank=True)
     # A one-line preview of the last failure for lists ("ValueError: bad row 7…"); the
     # full message and traceback are stored once, on the attempt.

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import conf, signals
-from jobs.core import retry, transitions
+from jobs.core import retry, tracing, transitions
 from jobs.core.context import AttemptLost, JobCancelled, JobContext, running
 from jobs.core.registry import Task, get_task
 from jobs.core.retry import Backoff
@@ -104,11 +104,16 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
     )
     beat = heartbeat.watch(claimed, conf.get().lease_seconds, ctx.cancel_event, ctx.lost_event)
     try:
-        with running(ctx):
+        with running(ctx), tracing.attempt_span(job.task_name, job.pk, claimed.attempt.number,
+                                                job.traceparent) as span:
             if task is None:
                 # A worker running older code than the web process: retry later.
-                return _record_failure(claimed, missing, None, ctx)
-            return _run_task(claimed, task, ctx)
+                status = _record_failure(claimed, missing, None, ctx)
+            else:
+                status = _run_task(claimed, task, ctx)
+            if span is not None:
+                span.set_attribute("job.outcome", str(status or "discarded"))
+            return status
     finally:
         heartbeat.unwatch(beat)
 
