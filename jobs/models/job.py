@@ -56,7 +56,8 @@ class Job(models.Model):
     )
 
     # The W3C traceparent of the span that enqueued the job (OpenTelemetry), if any.
-    traceparent = models.CharField(max_length=128, blank=True, default="")
+    # db_default too: a process of the previous release inserts jobs without it.
+    traceparent = models.CharField(max_length=128, blank=True, default="", db_default="")
 
     result = models.JSONField(null=True, blank=True)
     # A one-line preview of the last failure for lists ("ValueError: bad row 7…"); the
