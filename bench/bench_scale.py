@@ -1,6 +1,7 @@
 """Scale-out and growth: drain with 1, 2 and 4 clusters, and the cost of a big table.
 
     .venv/bin/python bench/bench_scale.py [--quick] [--only scale|growth|profile] [--rows N]
+        [--reps N] [--jobs N] [--keep]
 
 scale   N no-op jobs drained by 1, 2 and 4 clusters (2 workers each, `qcluster --name`)
         on one PostgreSQL database (bench_scale); every job must end succeeded with
@@ -70,6 +71,17 @@ def fresh_database(db: str) -> None:
     manage(db, "migrate", "--noinput", "-v", "0")
 
 
+def database_holds(db: str, rows: int) -> bool:
+    """True if `db` exists and already holds `rows` generated jobs (for --keep)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url(db)) as conn:
+            return conn.execute("SELECT count(*) FROM jobs_job").fetchone()[0] >= rows
+    except psycopg.Error:
+        return False
+
+
 def manage(db: str, *args: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env_for(db),
                    check=True)
@@ -123,14 +135,19 @@ def scale(args: argparse.Namespace, jobs: int) -> dict[str, Any]:
 
 def growth(args: argparse.Namespace, jobs: int) -> dict[str, Any]:
     dbs = {"empty": "bench_growth_empty", "full": "bench_growth_full"}
-    for db in dbs.values():
-        fresh_database(db)
-    say(f"[growth] loading {args.rows} finished jobs into {dbs['full']}")
-    t0 = time.monotonic()
-    manage(dbs["full"], "generate_jobs", "--jobs", str(args.rows), "--attempts-per-job", "3",
-           "--no-vacuum")
-    child(dbs["full"], "finish_all")
-    say(f"[growth] loaded in {time.monotonic() - t0:.0f} s")
+    if args.keep and database_holds(dbs["full"], args.rows):
+        say(f"[growth] --keep: reusing {dbs['full']} (migrated to this code)")
+        for db in dbs.values():
+            manage(db, "migrate", "--noinput", "-v", "0")
+    else:
+        for db in dbs.values():
+            fresh_database(db)
+        say(f"[growth] loading {args.rows} finished jobs into {dbs['full']}")
+        t0 = time.monotonic()
+        manage(dbs["full"], "generate_jobs", "--jobs", str(args.rows), "--attempts-per-job",
+               "3", "--no-vacuum")
+        child(dbs["full"], "finish_all")
+        say(f"[growth] loaded in {time.monotonic() - t0:.0f} s")
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in dbs}
     for rep in range(args.reps):
         for key in (["empty", "full"] if rep % 2 == 0 else ["full", "empty"]):
@@ -345,6 +362,9 @@ def main() -> int:
     parser.add_argument("--only", choices=["scale", "growth", "profile"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rows", type=int, help="finished jobs preloaded (default 1,000,000)")
+    parser.add_argument("--keep", action="store_true",
+                        help="growth: reuse bench_growth_full if it already holds --rows jobs")
+    parser.add_argument("--jobs", type=int, help="jobs per drain (default 3,000)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -352,7 +372,7 @@ def main() -> int:
         child_main(args)
         return 0
     args.rows = args.rows or (20_000 if args.quick else 1_000_000)
-    jobs = 600 if args.quick else 3000
+    jobs = args.jobs or (600 if args.quick else 3000)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}
     if args.only in (None, "scale"):

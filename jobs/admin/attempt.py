@@ -16,6 +16,7 @@ from jobs.admin.base import (
     value_url,
 )
 from jobs.models import Attempt
+from jobs.ops.presentation import short_id
 
 # --- Attempt -------------------------------------------------------------------------------
 
@@ -46,7 +47,7 @@ class AttemptAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
 
     @admin.display(description="job")
     def job_link(self, obj: Attempt) -> SafeString:
-        return admin_link(obj.job, f"{obj.job.task_name} {str(obj.job_id)[:8]}")
+        return admin_link(obj.job, f"{obj.job.task_name} {short_id(obj.job_id)}")
 
     @admin.display(description="error")
     def error_short(self, obj: Attempt) -> str:

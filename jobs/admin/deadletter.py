@@ -23,6 +23,7 @@ from jobs.admin.base import (
     value_url,
 )
 from jobs.models import DeadLetter, Job
+from jobs.ops.presentation import short_id
 
 # --- DeadLetter ----------------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ class DeadLetterAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmi
 
     @admin.display(description="job")
     def job_link(self, obj: DeadLetter) -> SafeString:
-        return admin_link(obj.job, str(obj.job_id)[:8])
+        return admin_link(obj.job, short_id(obj.job_id))
 
     @admin.display(description="task")
     def task(self, obj: DeadLetter) -> str:

@@ -30,7 +30,7 @@ from jobs.admin.base import (
 )
 from jobs.models import Attempt, Job, JobStatus, Step
 from jobs.ops import operations
-from jobs.ops.presentation import duration_text, value_text
+from jobs.ops.presentation import duration_text, short_id, value_text
 
 # --- Job -----------------------------------------------------------------------------------
 
@@ -140,7 +140,7 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
 
     @admin.display(description="id")
     def short_id(self, obj: Job) -> str:
-        return str(obj.pk)[:8]
+        return short_id(obj.pk)
 
     @admin.display(description="task")
     def task_name_display(self, obj: Job) -> str:

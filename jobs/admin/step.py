@@ -18,7 +18,7 @@ from jobs.admin.base import (
 )
 from jobs.models import Step
 from jobs.ops import operations
-from jobs.ops.presentation import StepLimitsForm
+from jobs.ops.presentation import StepLimitsForm, short_id
 
 # --- Step ----------------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ class StepAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
 
     @admin.display(description="job")
     def job_link(self, obj: Step) -> SafeString:
-        return admin_link(obj.job, f"{obj.job.task_name} {str(obj.job_id)[:8]}")
+        return admin_link(obj.job, f"{obj.job.task_name} {short_id(obj.job_id)}")
 
     @admin.display(description="progress")
     def progress(self, obj: Step) -> str:

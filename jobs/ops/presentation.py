@@ -21,6 +21,7 @@ from uuid import UUID
 from django import forms
 from django.core.exceptions import BadRequest, ValidationError
 from django.db.models import Q, QuerySet
+from django.db.models.lookups import Exact
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
@@ -30,6 +31,8 @@ from jobs.core import serialization
 from jobs.core.serialization import check_text
 from jobs.exceptions import UnstorableValue
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus, Step, StepStatus
+from jobs.models.ids import SHORT, tail
+from jobs.models.ids import short_id as short_id  # what lists show; the admin and tags read it here
 from jobs.ops.operations import validate_limits
 
 # --- Statuses: colour for a glance, words for everyone ---------------------------------
@@ -208,17 +211,18 @@ def time_range_choices() -> list[tuple[str, str]]:
 # --- Finding jobs by id ---------------------------------------------------------------
 
 HEX = frozenset("0123456789abcdef")
-MIN_PREFIX = 8  # what the lists show of an id
+TAIL_MATCHES = 100
 
 
 def id_search(term: str, field: str = "pk") -> Q | None:
     """A Q for the job ids in `term`, or None when `term` holds no id.
 
     Whole UUIDs (one, or several separated by spaces or commas) match exactly.
-    One prefix of 8+ hex digits (what the lists show; dashes allowed) becomes a
-    range on `field`'s index — works for PostgreSQL's uuid and SQLite's hex
-    text alike — where `icontains` on a UUID column would read every row.
-    Shorter prefixes match too many rows to be useful and are refused.
+    One run of 8+ hex digits (dashes allowed) matches the ids that start with
+    it, as a range on `field`'s index (PostgreSQL's uuid and SQLite's hex text
+    alike); exactly 8 also match the ids that end with them, which is what the
+    lists show (`short_id`), on the index job_id_tail_idx. Never a LIKE over
+    every row; shorter runs match too much to be useful and are refused.
     """
     tokens = term.replace(",", " ").split()
     if not tokens:
@@ -230,10 +234,19 @@ def id_search(term: str, field: str = "pk") -> Q | None:
     if len(tokens) != 1:
         return None
     digits = tokens[0].replace("-", "").lower()
-    if not (MIN_PREFIX <= len(digits) < 32 and set(digits) <= HEX):
+    if not (SHORT <= len(digits) < 32 and set(digits) <= HEX):
         return None
     low, high = UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
-    return Q(**{f"{field}__gte": low, f"{field}__lte": high})
+    by_prefix = Q(**{f"{field}__gte": low, f"{field}__lte": high})
+    if len(digits) != SHORT:
+        return by_prefix
+    # What the lists show (short_id), on the index job_id_tail_idx.
+    if field in ("pk", "id"):
+        return by_prefix | Q(Exact(tail(field), digits))
+    # A foreign key ("job_id"): the jobs first, or an OR with a subquery would scan
+    # every attempt. Two random 32-bit tails rarely meet; TAIL_MATCHES bounds it.
+    jobs = Job.objects.filter(Exact(tail("id"), digits)).values_list("pk", flat=True)
+    return by_prefix | Q(**{f"{field}__in": list(jobs[:TAIL_MATCHES])})
 
 
 # --- Reading an operator's edit of a step's limits ------------------------------------

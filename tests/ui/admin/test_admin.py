@@ -17,6 +17,7 @@ from django.utils import timezone
 from jobs.admin.base import distinct_values
 from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
 from jobs.ops import presentation
+from jobs.ops.presentation import short_id
 from tests.factories import AttemptFactory, DeadLetterFactory, JobFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -326,7 +327,8 @@ class TestSearch:
         a, b, _ = JobFactory(), JobFactory(), JobFactory()
         assert self.find(operator, str(a.pk)) == {a}
         assert self.find(operator, f"  {a.pk.hex} ") == {a}
-        assert self.find(operator, str(a.pk)[:8]) >= {a}
+        assert self.find(operator, str(a.pk)[:8]) >= {a}  # a prefix: the clock, a minute of jobs
+        assert self.find(operator, short_id(a.pk)) == {a}  # what the list shows
         assert self.find(operator, f"{a.pk}, {b.pk}") == {a, b}
 
     def test_a_prefix_is_a_range_on_the_id_index(self, operator):
@@ -355,7 +357,7 @@ class TestSearch:
         attempt = AttemptFactory(job=job, status=AttemptStatus.FAILED)
         AttemptFactory()  # another job's
         url = reverse("admin:jobs_attempt_changelist")
-        listed = operator.get(url, {"q": str(job.pk)[:8]}).context["cl"].result_list
+        listed = operator.get(url, {"q": short_id(job.pk)}).context["cl"].result_list
         assert list(listed) == [attempt]
 
 

@@ -18,6 +18,7 @@ from jobs.ops.presentation import (
     capped_count,
     duration_text,
     id_search,
+    short_id,
     status_dot,
     status_info,
 )
@@ -190,9 +191,24 @@ def test_a_prefix_is_a_range_that_holds_exactly_the_ids_starting_with_it(jobs):
     assert found("1234abcd", field="id") == {A, B}
 
 
-def test_the_prefix_range_is_on_the_index_not_a_like(jobs):
+def test_the_prefix_is_a_range_on_the_index_beside_the_tail(jobs):
     sql = str(Job.objects.filter(id_search("1234abcd")).query).upper()
-    assert " LIKE " not in sql and ">=" in sql and "<=" in sql
+    assert ">=" in sql and "<=" in sql  # the prefix: a range the primary key answers
+    assert "RIGHT(" in sql or "SUBSTR(" in sql  # the tail: job_id_tail_idx's expression
+    assert " LIKE " not in sql
+
+
+TAIL = uuid.UUID("0190aaaa-bbbb-7ccc-8ddd-00009876fedc")
+
+
+def test_the_lists_show_the_random_tail_and_search_finds_it(jobs):
+    job = JobFactory(id=TAIL)
+    assert short_id(job.pk) == "9876fedc"
+    assert found("9876fedc") == {TAIL}
+    assert found("9876FEDC") == {TAIL}
+    assert found("00009876fedc") == set()  # longer runs are prefixes only
+    assert found("9876fedc", field="id") == {TAIL}
+    assert found("1234abcd") == {A, B}  # a prefix still finds only its own
 
 
 @pytest.mark.parametrize("term", [

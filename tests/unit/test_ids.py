@@ -1,0 +1,35 @@
+"""Job ids are UUIDv7: ordered by creation time, random where the lists look."""
+
+import uuid
+
+from jobs.models import ids
+from jobs.models.ids import uuid7
+from jobs.ops.presentation import short_id
+from tests.factories import JobFactory
+
+
+def test_a_uuid7_holds_the_millisecond_version_and_variant(monkeypatch):
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_764_650_000_123_456_789)
+    value = uuid7()
+    assert value.version == 7 and value.variant == uuid.RFC_4122
+    assert value.int >> 80 == 1_764_650_000_123
+
+
+def test_later_milliseconds_sort_after_earlier_ones(monkeypatch):
+    clock = iter(range(1_764_650_000_000_000_000, 1_764_650_001_000_000_000, 1_000_000))
+    monkeypatch.setattr(ids.time, "time_ns", lambda: next(clock))
+    made = [uuid7() for _ in range(200)]
+    assert made == sorted(made)
+
+
+def test_ids_of_one_millisecond_differ_where_the_lists_look(monkeypatch):
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_764_650_000_000_000_000)
+    made = [uuid7() for _ in range(1000)]
+    assert len(set(made)) == 1000
+    # The first 8 digits are the clock, the same for all; the tail tells them apart.
+    assert len({str(u)[:8] for u in made}) == 1
+    assert len({short_id(u) for u in made}) == 1000
+
+
+def test_new_jobs_get_uuid7_ids(db):
+    assert JobFactory().pk.version == 7
