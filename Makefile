@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench bench-peers clean
 
+# The demo's port: make run PORT=8001
+PORT ?= 8000
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -14,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) manage.py rundemo
+	$(PY) manage.py rundemo 127.0.0.1:$(PORT)
 
 test: $(STAMP)
 	sh scripts/ensure-chromium.sh

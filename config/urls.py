@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from dashboard.views import healthz, metrics
 
@@ -10,4 +12,6 @@ urlpatterns = [
     path("demo/", include("demo.urls")),
     path("healthz", healthz, name="healthz"),  # open to load balancers; counts only
     path("metrics", metrics, name="metrics"),  # staff, or JOBS_METRICS_TOKEN
+    # Browsers ask for it on every site; the dashboard's own icon, not a 404 in the log.
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True)),
 ]

@@ -17,17 +17,25 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from dashboard.queries import DEFAULT_PAGE_SIZE, PAGE_SIZES, Cursor
+from jobs.core.queues import check_name
+from jobs.exceptions import InvalidJobOption, InvalidQueueName
 from jobs.models import JobStatus
 from jobs.ops.presentation import TIME_RANGES, time_range_choices
+from jobs.ops.search import LETTERS, MAX_ARGS_CHARS, parse_args_filter
 
 # The filter fields that make up a shareable list URL (the cursor is added per page).
-FILTER_FIELDS = ("status", "queue", "task", "last", "since", "until", "q", "size")
+FILTER_FIELDS = ("status", "queue", "task", "cause", "letter", "last", "since", "until", "q",
+                 "args", "size")
 
 
 class JobFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any status"), *JobStatus.choices], required=False)
     queue = forms.CharField(max_length=64, required=False)
     task = forms.CharField(max_length=200, required=False)
+    # A failure group's cause (jobs.ops.failures), exactly as stored; set by its links.
+    cause = forms.CharField(max_length=300, required=False, widget=forms.HiddenInput)
+    letter = forms.ChoiceField(label="Dead letter", required=False,
+                               choices=[("", "Any"), *LETTERS.items()])
     last = forms.ChoiceField(
         label="Created", required=False,
         choices=[("", "Any time"), *time_range_choices()],
@@ -42,18 +50,37 @@ class JobFilterForm(forms.Form):
     )
     q = forms.CharField(
         label="Search", max_length=255, required=False,
-        widget=forms.TextInput(attrs={"type": "search",
-                                      "placeholder": "job id (8+ characters) or idempotency key"}),
+        widget=forms.TextInput(attrs={
+            "type": "search", "placeholder": "job id (the 8 characters shown) or idempotency key"}),
+    )
+    args = forms.CharField(
+        label="Arguments", max_length=MAX_ARGS_CHARS, required=False,
+        widget=forms.TextInput(attrs={"placeholder": '{"user_id": 42}'}),
     )
     size = forms.TypedChoiceField(
         label="Per page", required=False, coerce=int, empty_value=DEFAULT_PAGE_SIZE,
-        choices=[(n, n) for n in PAGE_SIZES],
+        choices=[(n, n) for n in PAGE_SIZES], initial=DEFAULT_PAGE_SIZE,
     )
     after = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, data: QueryDict | None = None, **kwargs: Any) -> None:
+        # Unbound fields show their initial value, bound ones what was sent: without
+        # this the "Per page" box shows 25 while the page has 50, and the next
+        # change of any filter submits 25.
+        if data is not None and not data.get("size"):
+            data = data.copy()
+            data["size"] = str(DEFAULT_PAGE_SIZE)
+        super().__init__(data, **kwargs)
 
     def clean_last(self) -> timedelta | None:
         value = self.cleaned_data["last"]
         return TIME_RANGES[value].delta if value else None
+
+    def clean_args(self) -> dict[str, Any] | None:
+        try:
+            return parse_args_filter(self.cleaned_data["args"])
+        except InvalidJobOption as exc:
+            raise ValidationError(str(exc)) from None
 
     def clean_after(self) -> Cursor | None:
         value = self.cleaned_data["after"]
@@ -78,7 +105,7 @@ class JobFilterForm(forms.Form):
         qd = QueryDict(mutable=True)
         for name in FILTER_FIELDS:
             value = self.data.get(name)
-            if value:
+            if value and not (name == "size" and value == str(DEFAULT_PAGE_SIZE)):
                 qd[name] = value
         for name, value in extra.items():
             if value:
@@ -94,6 +121,8 @@ class BulkActionForm(forms.Form):
     origin = forms.ChoiceField(choices=[("list", "list"), ("detail", "detail")], required=False)
     # Set once the operator agreed to "Requeue 3 jobs?" (JS dialog or the confirm page).
     confirmed = forms.BooleanField(required=False)
+    # Why dead letters are handled: required by the resolve action (see the view).
+    note = forms.CharField(required=False, max_length=500)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -105,3 +134,25 @@ class BulkActionForm(forms.Form):
         if not data["ids"]:
             raise ValidationError("Select at least one job.")
         return data
+
+
+class QueuePauseForm(forms.Form):
+    queue = forms.CharField(max_length=64, strip=False)  # " emails" is refused, not trimmed
+    do = forms.ChoiceField(choices=[("pause", "pause"), ("resume", "resume")])
+
+    def clean_queue(self) -> str:
+        try:
+            return check_name(self.cleaned_data["queue"])
+        except InvalidQueueName as exc:
+            raise ValidationError(str(exc)) from None
+
+    def problem(self) -> str:
+        return "Nothing changed: " + "; ".join(
+            f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
+
+
+class BulkAllForm(forms.Form):
+    """An action on every job matching the filters (in `filters`, a list query string)."""
+
+    filters = forms.CharField(required=False, max_length=4000)
+    note = forms.CharField(required=False, max_length=500)

@@ -22,11 +22,10 @@ from django.utils import timezone
 
 from jobs.core.serialization import pretty_json
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
-from jobs.ops import operations, stats
+from jobs.ops import failures, operations, search, stats
 from jobs.ops.presentation import (
     CappedCount,
     capped_count,
-    id_search,
     job_progress,
     status_info,
 )
@@ -36,6 +35,7 @@ PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
 RUNNING_SHOWN = 20
 SCHEDULES_SHOWN = 8
+FAILURE_GROUPS_SHOWN = 3
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Columns the list shows: the JSON blobs (args, kwargs, result) stay in the database.
@@ -47,7 +47,7 @@ LIST_FIELDS = ("id", "task_name", "queue", "status", "attempt_count", "max_attem
 
 
 def overview(now: datetime | None = None) -> dict[str, Any]:
-    """The overview page's data: seven small indexed queries, whatever the table size."""
+    """The overview page's data: nine small indexed queries, whatever the table size."""
     now = now or timezone.now()
     counts = stats.status_counts()
     running = list(
@@ -76,6 +76,7 @@ def overview(now: datetime | None = None) -> dict[str, Any]:
         ],
         "queues": stats.queue_depths(now),
         "dead_letters": stats.unresolved_dead_letters(),
+        "failure_groups": failures.groups(limit=FAILURE_GROUPS_SHOWN, samples=False),
         "running": running,
         "running_more": counts[JobStatus.RUNNING] > len(running),
         "schedules": schedules,
@@ -163,36 +164,9 @@ class Cursor:
 
 
 def filter_jobs(f: dict[str, Any], now: datetime | None = None) -> QuerySet[Job]:
-    """Jobs matching cleaned filter values, newest first.
-
-    Each filter maps to an index: status, queue and task_name each lead an
-    index with -created_at; the time range is on created_at; search is the
-    unique idempotency key (exact) or job ids by `presentation.id_search`, as
-    in the admin: whole UUIDs, or one 8+ digit prefix as a primary-key range
-    (no LIKE).
-    """
-    now = now or timezone.now()
-    qs = Job.objects.only(*LIST_FIELDS).order_by("-created_at", "-id")
-    if f.get("status"):
-        qs = qs.filter(status=f["status"])
-    if f.get("queue"):
-        qs = qs.filter(queue=f["queue"])
-    if f.get("task"):
-        qs = qs.filter(task_name=f["task"])
-    if f.get("last"):
-        qs = qs.filter(created_at__gte=now - f["last"])
-    if f.get("since"):
-        qs = qs.filter(created_at__gte=f["since"])
-    if f.get("until"):
-        qs = qs.filter(created_at__lt=f["until"])
-    if f.get("q"):
-        term = f["q"].strip()
-        match = Q(idempotency_key=term)
-        by_id = id_search(term)
-        if by_id is not None:
-            match |= by_id
-        qs = qs.filter(match)
-    return qs
+    """Jobs matching cleaned filter values, newest first: `jobs.ops.search.matching`,
+    the same definition a background action on every match uses."""
+    return search.matching(f, now).only(*LIST_FIELDS).order_by("-created_at", "-id")
 
 
 @dataclass
@@ -274,20 +248,35 @@ def job_detail(job_id: UUID | str) -> JobDetail | None:
     steps = list(Step.objects.filter(job=job).order_by("position", "id"))
     attempts = list(Attempt.objects.filter(job=job).order_by("-number"))
     letter = DeadLetter.objects.filter(job=job, resolved_at__isnull=True).first()
-    by_step: dict[int | None, list[Attempt]] = defaultdict(list)
-    for a in attempts:
-        by_step[a.step_id].append(a)
-    step_ids = {s.pk for s in steps}
+    by_step = attempts_by_step(steps, attempts)
+    placed = {a.pk for listed in by_step.values() for a in listed}
     views = [StepView(step=s, attempts=by_step.get(s.pk, []), limits_text=_json(s.limits))
              for s in steps]
     return JobDetail(
         job=job,
         steps=views,
-        other_attempts=[a for a in attempts if a.step_id not in step_ids],
+        other_attempts=[a for a in attempts if a.pk not in placed],
         attempts=attempts,
         progress=job_progress(steps),
         open_dead_letter=letter,
     )
+
+
+def attempts_by_step(steps: list[Step], attempts: list[Attempt]) -> dict[int, list[Attempt]]:
+    """The job's attempts that ran each step, newest first: those that failed in it
+    (Attempt.step) and the one in which it succeeded (Step.attempt_number). An
+    attempt that completed several steps is listed under each of them."""
+    by_number = {a.number: a for a in attempts}
+    out: dict[int, list[Attempt]] = defaultdict(list)
+    for a in attempts:
+        if a.step_id is not None:
+            out[a.step_id].append(a)
+    for s in steps:
+        won = by_number.get(s.attempt_number) if s.status == StepStatus.SUCCEEDED else None
+        if won is not None and won not in out[s.pk]:
+            out[s.pk].append(won)
+            out[s.pk].sort(key=lambda a: -a.number)
+    return out
 
 
 def _json(value: Any) -> str:

@@ -18,17 +18,21 @@ from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard import queries
 from dashboard.access import staff_required
-from dashboard.forms import BulkActionForm, JobFilterForm
+from dashboard.forms import BulkActionForm, BulkAllForm, JobFilterForm, QueuePauseForm
 from jobs import conf
+from jobs.core.clusters import MISSED_REFRESHES
 from jobs.core.registry import registered_tasks
-from jobs.models import Step
-from jobs.ops import health, operations
+from jobs.models import OperationStatus, OperatorAction, Step
+from jobs.ops import audit, bulk, failures, health, operations, task_figures
+from jobs.ops import queues as op_queues
+from jobs.ops import workers as op_workers
 from jobs.ops.presentation import StepLimitsForm, reject_unstorable_input, value_text
 
 # htmx stops polling an element when a response has this status.
@@ -66,7 +70,8 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 def _list_context(request: HttpRequest, form: JobFilterForm) -> dict[str, Any]:
-    context: dict[str, Any] = {"form": form, "actions": queries.actions_for(request.user),
+    actions = queries.actions_for(request.user)
+    context: dict[str, Any] = {"form": form, "actions": actions, "all_actions": actions,
                                "filters": form.querystring()}
     if form.is_valid():
         page = queries.job_page(queries.filter_jobs(form.cleaned_data),
@@ -100,10 +105,14 @@ def job_action(request: HttpRequest, action: str) -> HttpResponse:
     if not form.is_valid():
         return _action_refused(request, form)
     data = form.cleaned_data
+    if action == "resolve" and not data["note"].strip():
+        form.add_error(None, "Resolving dead letters needs a note: say why they are handled.")
+        return _action_refused(request, form)
     if not data["confirmed"]:  # no JavaScript dialog happened: ask on a page
         return render(request, "dashboard/confirm.html",
                       {"action": chosen, "ids": data["ids"], "form": form})
-    report = operations.perform(action, request.user, data["ids"])
+    options = {"note": data["note"].strip()} if action == "resolve" else {}
+    report = operations.perform(action, request.user, data["ids"], **options)
     level = "success" if report.result.done or report.result.requested else "warning"
     return _after_action(request, data, _flash(report.message, level))
 
@@ -181,8 +190,9 @@ def job_live(request: HttpRequest, job_id: UUID) -> HttpResponse:
 
 
 def _live(request: HttpRequest, job_id: UUID, status: int = 200, **extra: Any) -> HttpResponse:
+    inline = extra.pop("flash_inline", False)
     context = _detail_context(request, job_id, **extra)
-    if extra.get("flash"):
+    if extra.get("flash") and not inline:
         context["flash_oob"] = True
     response = render(request, "dashboard/partials/job_live.html", context, status=status)
     if status == 200 and request.htmx and context["d"].terminal:
@@ -215,7 +225,8 @@ def step_limits(request: HttpRequest, job_id: UUID, step_id: int) -> HttpRespons
     operations.save_step_limits(request.user, step, form.cleaned_data["limits"])
     flash = _flash(f"Saved the limits of step “{step.name}”; resume the job to run with them.")
     if request.htmx:
-        return _live(request, job_id, flash=flash)
+        # Said next to the form, where the operator is looking, not at the page's top.
+        return _live(request, job_id, flash=flash, saved_step=step.pk, flash_inline=True)
     messages.success(request, flash["text"])
     return redirect(f"{reverse('dashboard:job', args=[job_id])}#step-{step.pk}")
 
@@ -228,6 +239,151 @@ def full_value(request: HttpRequest, kind: str, pk: str, field: str) -> HttpResp
     if text is None:
         raise Http404("No such value.")
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
+# --- Queues, workers, failures, tasks, activity ---------------------------------------
+
+
+@require_GET
+@staff_required
+@vary_on_headers("HX-Request")
+def queue_list(request: HttpRequest) -> HttpResponse:
+    return _queues(request)
+
+
+def _queues(request: HttpRequest, flash: dict[str, str] | None = None,
+            status: int = 200) -> HttpResponse:
+    context = {"rows": op_queues.overview(), "now": timezone.now(),
+               "can_pause": op_queues.can_pause(request.user),
+               "poll_seconds": _setting("DASHBOARD_OVERVIEW_POLL_SECONDS", 5)}
+    if flash:
+        context.update(flash=flash, flash_oob=True)
+    template = ("dashboard/partials/queues.html" if _fragment(request) or flash and request.htmx
+                else "dashboard/queues.html")
+    return render(request, template, context, status=status)
+
+
+@require_POST
+@staff_required
+def queue_pause(request: HttpRequest) -> HttpResponse:
+    """Pause or resume one queue (jobs.pause_queue); the outcome is said, not assumed."""
+    if not op_queues.can_pause(request.user):
+        raise PermissionDenied("Pausing queues needs the permission jobs.pause_queue.")
+    form = QueuePauseForm(request.POST)
+    if not form.is_valid():
+        return _queues(request, _flash(form.problem(), "error"), status=400)
+    queue, pause = form.cleaned_data["queue"], form.cleaned_data["do"] == "pause"
+    if pause:
+        changed = op_queues.pause(request.user, queue)
+        text = (f"Paused queue “{queue}”: clusters stop claiming its jobs now; running jobs "
+                "finish." if changed else f"Queue “{queue}” was already paused.")
+    else:
+        changed = op_queues.resume(request.user, queue)
+        text = (f"Resumed queue “{queue}”." if changed
+                else f"Queue “{queue}” was not paused.")
+    flash = _flash(text, "success" if changed else "warning")
+    if request.htmx:
+        return _queues(request, flash)
+    messages.add_message(request, _LEVELS[flash["level"]], flash["text"])
+    return redirect("dashboard:queues")
+
+
+@require_GET
+@staff_required
+@vary_on_headers("HX-Request")
+def worker_list(request: HttpRequest) -> HttpResponse:
+    context = {"page": op_workers.page(), "missed": MISSED_REFRESHES,
+               "poll_seconds": _setting("DASHBOARD_OVERVIEW_POLL_SECONDS", 5)}
+    template = ("dashboard/partials/workers.html" if _fragment(request)
+                else "dashboard/workers.html")
+    return render(request, template, context)
+
+
+@require_GET
+@staff_required
+def failure_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/failures.html", {
+        "groups": failures.groups(),
+        "group_actions": [a for a in operations.available(request.user)
+                          if a.name in ("requeue", "resolve")],
+    })
+
+
+@require_GET
+@staff_required
+def task_list(request: HttpRequest, task_name: str | None = None) -> HttpResponse:
+    if task_name is not None and len(task_name) > 200:
+        raise BadRequest("A task name is at most 200 characters.")
+    windows = [{"key": key, "label": label,
+                "rows": task_figures.figures(key, task_name=task_name)}
+               for key, label in (("1h", "Last hour"), ("24h", "Last 24 hours"))]
+    return render(request, "dashboard/tasks.html", {"windows": windows, "task_name": task_name})
+
+
+@require_GET
+@staff_required
+@vary_on_headers("HX-Request")
+def activity(request: HttpRequest) -> HttpResponse:
+    rows = [_operation_view(row) for row in audit.recent()]
+    context = {"rows": rows, "poll_seconds": _setting("DASHBOARD_OVERVIEW_POLL_SECONDS", 5)}
+    template = ("dashboard/partials/activity.html" if _fragment(request)
+                else "dashboard/activity.html")
+    return render(request, template, context)
+
+
+def _operation_view(row: OperatorAction) -> dict[str, Any]:
+    action = operations.ACTIONS.get(row.action)
+    stored = row.target.get("filter") if isinstance(row.target, dict) else None
+    running = row.status == OperationStatus.RUNNING
+    return {"row": row, "label": action.label if action else row.action.replace("_", " ")
+            .capitalize(), "target": audit.describe_target(row.target),
+            "report": bulk.report(row), "running": running,
+            "handled": row.done + row.skipped,
+            "filter_query": _filter_query(stored) if stored else ""}
+
+
+def _filter_query(stored: dict[str, Any]) -> str:
+    qd = QueryDict(mutable=True)
+    for key in ("status", "queue", "task", "cause", "letter", "q"):
+        if stored.get(key):
+            qd[key] = stored[key]
+    return qd.urlencode()
+
+
+@require_GET
+@staff_required
+def operation(request: HttpRequest, operation_id: int) -> HttpResponse:
+    """A background action's progress and report; polled until it is finished."""
+    row = get_object_or_404(OperatorAction, pk=operation_id)
+    op = _operation_view(row)
+    if _fragment(request):
+        response = render(request, "dashboard/partials/operation.html", {"op": op})
+        if not op["running"]:
+            response.status_code = HTMX_STOP_POLLING
+        return response
+    return render(request, "dashboard/operation.html", {"op": op})
+
+
+@require_POST
+@staff_required
+def bulk_start(request: HttpRequest, action: str) -> HttpResponse:
+    """Start `action` on every job matching a filter, as a background operation."""
+    if action not in operations.ACTIONS:
+        raise Http404(f"no action {action!r}")
+    if not operations.ACTIONS[action].allowed(request.user):
+        raise PermissionDenied(f"You may not {action} jobs.")
+    form = BulkAllForm(request.POST)
+    filters = JobFilterForm(QueryDict(request.POST.get("filters", "")))
+    if form.is_valid() and action == "resolve" and not form.cleaned_data["note"].strip():
+        form.add_error(None, "Resolving dead letters needs a note: say why they are handled.")
+    if not form.is_valid() or not filters.is_valid():
+        problems = [str(e) for e in form.non_field_errors()] + [
+            f"{name}: {' '.join(errors)}" for name, errors in
+            {**form.errors, **filters.errors}.items() if name != "__all__"]
+        messages.error(request, "Nothing was started: " + "; ".join(problems))
+        return redirect(f"{reverse('dashboard:jobs')}?{filters.querystring()}")
+    row = bulk.start(action, request.user, filters.cleaned_data, note=form.cleaned_data["note"])
+    return redirect("dashboard:operation", operation_id=row.pk)
 
 
 # --- Status API ----------------------------------------------------------------------

@@ -78,3 +78,24 @@ def import_catalog(feed: str, max_rows: int = 5000) -> dict:
     data = ctx.step("transform", _transform, data, limits={"max_rows": max_rows})
     data = ctx.step("load", lambda d: {**d, "loaded": d["transformed"]}, data)
     return ctx.step("publish", lambda d: {"published": d["loaded"]}, data)
+
+
+REBUILD_STEPS = ["scan", "tokenize", "index", "swap"]
+
+
+def _chunked(label: str, total: int, seconds: float) -> dict:
+    ctx = current_job()
+    for done in range(0, total + 1, total // 20):
+        ctx.progress(done, total, f"{label} {done}/{total}")
+        time.sleep(seconds / 20)
+    return {label: total}
+
+
+@task(name="demo.rebuild_index", max_attempts=2, timeout=300, steps=REBUILD_STEPS)
+def rebuild_index(name: str) -> dict:
+    """About a minute in four steps with live progress: something to watch on the job page."""
+    ctx = current_job()
+    ctx.step("scan", _chunked, "documents", 40_000, 15)
+    ctx.step("tokenize", _chunked, "tokens", 200_000, 20)
+    ctx.step("index", _chunked, "postings", 80_000, 20)
+    return ctx.step("swap", lambda: {"index": name, "swapped": True})

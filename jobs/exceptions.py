@@ -65,3 +65,7 @@ class IdempotencyConflict(JobsError):
     def __init__(self, message: str, existing_job_id: object = None) -> None:
         super().__init__(message)
         self.existing_job_id = existing_job_id
+
+
+class InvalidQueueName(JobsError, ValueError):
+    """A queue name that cannot be stored (empty, padded or too long)."""

@@ -5,7 +5,9 @@ Autodiscovered like every app's `tasks` module, so clusters always know them.
 
 from __future__ import annotations
 
+from jobs.core.context import current_job
 from jobs.core.registry import task
+from jobs.ops import bulk
 from jobs.scheduling import builtins
 
 
@@ -20,3 +22,17 @@ def purge_finished(days: int | None = None) -> int:
 def dead_letter_alert(hours: float | None = None) -> int:
     """Mail the admins, once a day, about old unresolved dead letters."""
     return builtins.alert_dead_letters(hours)
+
+
+# Not atomic: each batch commits with its progress (see jobs.ops.bulk.run), so a
+# retry continues after the last committed batch.
+@task(name=bulk.TASK, atomic=False, timeout=1800, max_attempts=5)
+def bulk_action(operation_id: int) -> dict:
+    """Carry out an operator's action on every job matching a filter."""
+    try:
+        return bulk.run(operation_id)
+    except Exception as exc:
+        ctx = current_job()
+        if ctx is not None and ctx.attempt_count >= ctx.max_attempts:
+            bulk.give_up(operation_id, exc)  # the report must not say "working" forever
+        raise

@@ -1,8 +1,10 @@
 import os
 
+import psycopg
 import pytest
 from django.db import connection
 
+from jobs.core.queues import CHANNEL
 from jobs.worker import heartbeat
 from tests.cluster import ClusterProcess
 
@@ -59,3 +61,16 @@ def _heartbeat_closed_before_the_test_database_goes(django_db_setup, django_db_b
     yield
     with django_db_blocker.unblock():
         heartbeat.shutdown()
+
+
+@pytest.fixture
+def listening(on_postgres):
+    """A connection LISTENing on the clusters' wake-up channel (PostgreSQL)."""
+    assert on_postgres
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    conn = psycopg.connect(**params, autocommit=True)
+    conn.execute(f"LISTEN {CHANNEL}")
+    yield conn
+    conn.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -28,7 +31,7 @@ from jobs.admin.base import (
     stream_ids,
     truncated,
 )
-from jobs.models import Attempt, Job, JobStatus, Step
+from jobs.models import Attempt, DeadLetter, Job, JobStatus, Step
 from jobs.ops import operations
 from jobs.ops.presentation import duration_text, short_id, value_text
 
@@ -172,7 +175,37 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
     def get_urls(self) -> list:
         value = path("value/<str:kind>/<str:pk>/<str:field>/",
                      self.admin_site.admin_view(self.value_view), name="jobs_value")
-        return [value, *super().get_urls()]
+        act = path("<uuid:job_id>/act/<slug:action>/",
+                   self.admin_site.admin_view(self.act_view), name="jobs_job_act")
+        return [value, act, *super().get_urls()]
+
+    # Fixing one job from its own page: Resume, Requeue, Cancel, Resolve buttons ----
+
+    change_form_template = "admin/jobs/job/change_form.html"
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        job = self.get_object(request, object_id)
+        buttons = []
+        if job is not None:
+            has_letter = DeadLetter.objects.filter(job=job, resolved_at__isnull=True).exists()
+            buttons = [a for a in operations.available(request.user)
+                       if a.applies(job.status) and (a.name != "resolve" or has_letter)]
+        return super().change_view(request, object_id, form_url,
+                                   {**(extra_context or {}), "job_actions": buttons})
+
+    def act_view(self, request: HttpRequest, job_id: Any, action: str) -> HttpResponse:
+        """POST only (CSRF-checked by the admin); back to this job's page, never to a
+        URL the request names."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if action not in operations.ACTIONS:
+            raise Http404(f"no action {action!r}")
+        job = get_object_or_404(Job, pk=job_id)
+        note = request.POST.get("note", "")[:500]
+        options = {"note": note} if action == "resolve" and note else {}
+        self.report(request, operations.perform(action, request.user, [job.pk], **options))
+        return redirect(reverse("admin:jobs_job_change", args=[job.pk]))
 
     def value_view(self, request: HttpRequest, kind: str, pk: str, field: str) -> HttpResponse:
         """Plain text, so a value can never run as markup, for anyone who may view jobs."""

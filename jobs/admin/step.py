@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from jobs.admin.base import (
@@ -55,6 +57,12 @@ class StepAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
         # writes the limits column only, so status or progress that a worker wrote
         # while the form was open stay as they are.
         operations.save_step_limits(request.user, obj, form.cleaned_data["limits"])
+
+    def response_change(self, request: HttpRequest, obj: Step) -> HttpResponse:
+        """Back to the job, where the operator resumes it with the new limits."""
+        self.message_user(request, f"Saved the limits of step “{obj.name}”; resume the job "
+                                   "(button above) to run with them.", messages.SUCCESS)
+        return redirect(reverse("admin:jobs_job_change", args=[obj.job_id]))
 
     @admin.display(description="job")
     def job_link(self, obj: Step) -> SafeString:

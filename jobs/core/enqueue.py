@@ -7,11 +7,14 @@ name is misspelt or an argument cannot be stored.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from jobs import conf, signals
@@ -131,17 +134,40 @@ def _same_job(existing: Job, t: Task, fields: dict[str, Any]) -> Job:
 
 
 def _create(t: Task, fields: dict[str, Any]) -> Job:
-    if not t.steps:
-        job = Job.objects.create(**fields)
-    else:
-        with transaction.atomic():
+    with _one_writer():
+        if not t.steps:
             job = Job.objects.create(**fields)
-            # Planned steps show as pending before they run, so operators see what is ahead.
-            Step.objects.bulk_create(
-                [Step(job=job, position=i, name=name) for i, name in enumerate(t.steps, start=1)]
-            )
+        else:
+            with transaction.atomic():
+                job = Job.objects.create(**fields)
+                # Planned steps show as pending before they run, so operators see what is
+                # ahead.
+                Step.objects.bulk_create([Step(job=job, position=i, name=name)
+                                          for i, name in enumerate(t.steps, start=1)])
     signals.send(signals.job_enqueued, Job, job=job)
     return job
+
+
+_sqlite_writer = threading.Lock()
+
+
+@contextmanager
+def _one_writer() -> Iterator[None]:
+    """On SQLite, in autocommit, this process's enqueues take turns on a lock.
+
+    SQLite has one writer at a time, and a writer that finds it taken sleeps in
+    SQLite's busy handler (1, 2, 5, 10, 15, 20, 25 ms...) however soon the lock
+    is free again: 20 requests of one threaded server enqueueing at once waited
+    up to 140 ms on each other, for writes of a millisecond each. Queued on a
+    lock, each goes as soon as the one before is done. Inside a caller's
+    transaction nothing changes (its BEGIN IMMEDIATE holds the database's lock
+    already), and on PostgreSQL writers do not wait for each other at all.
+    """
+    if connection.vendor != "sqlite" or not transaction.get_autocommit():
+        yield
+        return
+    with _sqlite_writer:
+        yield
 
 
 def stored_arguments(

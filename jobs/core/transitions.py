@@ -26,10 +26,19 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from jobs import conf
-from jobs.core import statements
+from jobs.core import causes, statements
 from jobs.core.serialization import describe, storable_text
 from jobs.exceptions import LostOwnership
-from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
+from jobs.models import (
+    Attempt,
+    AttemptStatus,
+    DeadLetter,
+    Job,
+    JobStatus,
+    QueuePause,
+    Step,
+    StepStatus,
+)
 
 S = JobStatus
 
@@ -152,7 +161,8 @@ def claim(
     lease_seconds: float,
     now: datetime | None = None,
 ) -> Claimed | None:
-    """queued | retrying -> running, and open an Attempt; None if another won.
+    """queued | retrying -> running, and open an Attempt; None if another won, or if
+    the job's queue is paused (jobs.core.queues).
 
     On PostgreSQL one statement does both (a data-modifying CTE): no BEGIN, no
     COMMIT, one round trip. Run in autocommit (as the worker does), its commit
@@ -174,6 +184,7 @@ def claim(
 
 # Table names from the models, as everywhere else (a project may not keep the defaults).
 _JOB, _ATTEMPT = Job._meta.db_table, Attempt._meta.db_table
+_PAUSE = QueuePause._meta.db_table  # a paused queue's jobs are not claimed (jobs.core.queues)
 
 _CLAIM_JOB_SQL = f"""
 UPDATE {_JOB} SET status = '{CLAIM.target.value}',
@@ -182,6 +193,7 @@ UPDATE {_JOB} SET status = '{CLAIM.target.value}',
     lease_owner = %(owner)s, lease_expires_at = %(lease)s, heartbeat_at = %(now)s
 WHERE id = %(id)s AND status IN ({", ".join(f"'{s.value}'" for s in sorted(CLAIM.sources))})
   AND run_after <= %(now)s
+  AND NOT EXISTS (SELECT 1 FROM {_PAUSE} WHERE {_PAUSE}.queue = {_JOB}.queue)
 RETURNING {{columns}}
 """
 _OPEN_ATTEMPT_SQL = f"""
@@ -329,16 +341,14 @@ def fail(
     now = now or timezone.now()
     where = _owned(claimed) & (guard or Q())
     with transaction.atomic():
+        failed = {"last_error": error.preview, "last_failed_at": now,
+                  "failure_cause": causes.cause(error.error_class, error.message)}
         if retry_at is not None:
             target = RETRY.target
-            moved = _apply(
-                RETRY, where, run_after=retry_at, last_error=error.preview, **_LEASE_CLEARED,
-            )
+            moved = _apply(RETRY, where, run_after=retry_at, **failed, **_LEASE_CLEARED)
         else:
             target = BURY.target
-            moved = _apply(
-                BURY, where, finished_at=now, last_error=error.preview, **_LEASE_CLEARED,
-            )
+            moved = _apply(BURY, where, finished_at=now, **failed, **_LEASE_CLEARED)
             if moved:
                 DeadLetter.objects.create(job_id=claimed.job.pk, attempt_id=claimed.attempt.pk,
                                           attempts=claimed.job.attempt_count, failed_at=now)
@@ -467,7 +477,8 @@ def _restart(
             _apply(
                 t, Q(pk__in=eligible),
                 attempt_count=0, run_after=now, started_at=None, finished_at=None,
-                result=None, last_error="", cancel_requested_at=None, reserved_until=None,
+                result=None, last_error="", failure_cause="", cancel_requested_at=None,
+                reserved_until=None,
             )
             steps = Step.objects.filter(job_id__in=eligible)
             if keep_steps:

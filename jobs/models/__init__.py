@@ -10,6 +10,7 @@ from jobs.models.choices import (
     StepStatus,
 )
 from jobs.models.cluster import Cluster
+from jobs.models.console import OperationStatus, OperatorAction, QueuePause
 from jobs.models.job import Attempt, Job, Step
 from jobs.models.records import DeadLetter, OperationKey
 from jobs.models.schedule import Schedule
@@ -17,5 +18,5 @@ from jobs.models.schedule import Schedule
 __all__ = [
     "RUNNABLE_STATUSES", "AttemptStatus", "JobStatus", "MisfirePolicy", "OverlapPolicy",
     "StepStatus", "Attempt", "Cluster", "Job", "Step", "DeadLetter", "OperationKey",
-    "Schedule",
+    "Schedule", "OperationStatus", "OperatorAction", "QueuePause",
 ]

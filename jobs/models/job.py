@@ -64,6 +64,10 @@ class Job(models.Model):
     # A one-line preview of the last failure for lists ("ValueError: bad row 7…"); the
     # full message and traceback are stored once, on the attempt.
     last_error = models.CharField(max_length=300, blank=True, default="")
+    # What the last failure was about, with what varies per job taken out
+    # (jobs.core.causes): the key that groups failures. db_default: see traceparent.
+    failure_cause = models.CharField(max_length=300, blank=True, default="", db_default="")
+    last_failed_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -111,6 +115,11 @@ class Job(models.Model):
             models.Index(fields=["queue", "-created_at"], name="job_queue_created_idx"),
             models.Index(fields=["task_name", "-created_at"], name="job_task_created_idx"),
             models.Index(fields=["-created_at"], name="job_created_idx"),
+            # Failures grouped by task and cause, first and last seen (jobs.ops.failures):
+            # only the jobs failing now, however many succeeded.
+            models.Index(fields=["task_name", "failure_cause", "last_failed_at"],
+                         name="job_failure_idx",
+                         condition=Q(status__in=[JobStatus.DEAD, JobStatus.RETRYING])),
             # Search by what the lists show of an id: its random last digits.
             models.Index(tail(), name="job_id_tail_idx"),
             # The throughput chart: jobs finished in the last hour.

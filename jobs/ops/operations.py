@@ -8,17 +8,23 @@ means the same on every screen: each checks its permission, goes through
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 
 from jobs.core import transitions
 from jobs.core.transitions import BulkResult
 from jobs.models import Job, JobStatus, Schedule, Step
+from jobs.ops import audit
 from jobs.scheduling import firing
+
+ASKED_TO_STOP = "running: asked to stop at their next safe point"
+AUDIT_IDS = 1000  # a selection is a page or a few; the log keeps at most this many ids
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,15 @@ def perform(name: str, user: Any, job_ids: Iterable[UUID | str], **options: Any)
     if not action.allowed(user):
         raise PermissionDenied(f"{user} may not {action.name} jobs ({action.permission})")
     ids = [UUID(str(pk)) for pk in job_ids]
-    return Report(action, action.run(ids, user, **options))
+    report = Report(action, action.run(ids, user, **options))
+    r = report.result
+    reasons = {action.skipped_reason: len(r.skipped)} if r.skipped else {}
+    if r.requested:
+        reasons[ASKED_TO_STOP] = len(r.requested)
+    audit.record(name, user, {"ids": [str(pk) for pk in ids[:AUDIT_IDS]]},
+                 done=len(r.done), skipped=len(r.skipped) + len(r.requested), reasons=reasons,
+                 note=options.get("note", ""))
+    return report
 
 
 def validate_limits(current: dict[str, Any], proposed: Any) -> dict[str, Any]:
@@ -144,7 +158,10 @@ def save_step_limits(user: Any, step: Step, proposed: Any) -> dict[str, Any]:
     if not can_edit_limits(user):
         raise PermissionDenied(f"{user} may not edit step limits (jobs.resume_job)")
     limits = validate_limits(step.limits or {}, proposed)
-    Step.objects.filter(pk=step.pk).update(limits=limits)
+    with transaction.atomic():
+        Step.objects.filter(pk=step.pk).update(limits=limits)
+        audit.record("edit_limits", user, {"step": step.name, "job": str(step.job_id)},
+                     done=1, note=json.dumps(limits, sort_keys=True)[:2000])
     step.limits = limits
     return limits
 
@@ -160,4 +177,8 @@ def run_schedule_now(user: Any, schedule: Schedule) -> Job:
     """Enqueue one run of `schedule` now, for `user`; PermissionDenied without the right."""
     if not can_run_schedules(user):
         raise PermissionDenied(f"{user} may not run schedules (jobs.change_schedule)")
-    return firing.run_now(schedule)
+    with transaction.atomic():
+        job = firing.run_now(schedule)
+        audit.record("run_schedule", user, {"schedule": schedule.name, "job": str(job.pk)},
+                     done=1)
+    return job

@@ -27,7 +27,7 @@ from jobs.conf import TIMEOUT_GRACE_SECONDS
 from jobs.core import statements
 from jobs.core.registry import get_task
 from jobs.exceptions import UnknownTaskError
-from jobs.models import Job, JobStatus
+from jobs.models import Job, JobStatus, QueuePause
 from jobs.worker import connections, maintenance
 from jobs.worker.runner import execute
 from jobs.worker.wakeup import Listener
@@ -50,7 +50,7 @@ def _epoch(column: str) -> str:
 
 
 def _reserve(queues: list[str], limit: int, seconds: float | None) -> list[tuple[UUID, str]]:
-    """One statement: pick the best due jobs and reserve them.
+    """One statement: pick the best due jobs of queues not paused and reserve them.
 
     Best means highest effective priority: a job's priority plus one point for
     every JOBS['PRIORITY_AGING_SECONDS'] it has been due. Only two small sets
@@ -70,10 +70,12 @@ def _reserve(queues: list[str], limit: int, seconds: float | None) -> list[tuple
     in_queues = ", ".join(["%s"] * len(queues))
     # Status literals are inlined (they are constants) so PostgreSQL can match
     # the partial indexes job_due_idx and job_due_age_idx.
+    pauses = connection.ops.quote_name(QueuePause._meta.db_table)
     due = (
         f"status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RETRYING.value}')"
         f" AND queue IN ({in_queues}) AND run_after <= %s"
         " AND (reserved_until IS NULL OR reserved_until < %s)"
+        f" AND queue NOT IN (SELECT queue FROM {pauses})"
     )
     # A reservation is soft (it only keeps other clusters away for a while), so its
     # commit need not wait for the WAL flush: lost in a server crash, it changes nothing.

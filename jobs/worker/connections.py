@@ -11,9 +11,10 @@ A connection idle for longer is checked as Django would.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from time import monotonic
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import InterfaceError, OperationalError, connection, transaction
 
@@ -61,3 +62,50 @@ def retry_on_new_connection(statement: Callable[[], T]) -> T:
         result = statement()
     answered()
     return result
+
+
+class TaskTransaction:
+    """An atomic task's transaction that begins with its first statement.
+
+    psycopg does this by itself. SQLite's BEGIN IMMEDIATE (config/settings.py)
+    takes the database's one write lock at once, so a task that works for a
+    second before it writes, or never writes, kept every other writer waiting
+    (a web request enqueueing a job among them) for that second. Here the
+    BEGIN is held back until the task sends its first statement: the lock is
+    then held from the task's first statement to its commit, which is what
+    atomic means, and not longer.
+    """
+
+    def __init__(self) -> None:
+        self.held_begin: str | None = None
+        self.sent = False
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
+                 context: dict[str, Any]) -> Any:
+        if not self.sent and self.held_begin is None and sql.startswith("BEGIN"):
+            self.held_begin = sql
+            return None
+        if not self.sent and self.held_begin is not None:
+            execute(self.held_begin, None, False, context)
+        self.sent = True
+        return execute(sql, params, many, context)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing sent yet, nothing to commit (on PostgreSQL: psycopg's own state)."""
+        if connection.vendor == "postgresql":
+            raw = connection.connection
+            return raw is not None and raw.info.transaction_status.name == "IDLE"
+        return connection.vendor == "sqlite" and not self.sent
+
+
+@contextmanager
+def task_transaction() -> Iterator[TaskTransaction]:
+    """transaction.atomic() for an atomic task, begun with its first statement."""
+    state = TaskTransaction()
+    if connection.vendor == "sqlite":
+        with connection.execute_wrapper(state), transaction.atomic():
+            yield state
+    else:
+        with transaction.atomic():
+            yield state

@@ -125,10 +125,10 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
     try:
         written = False
         if task.atomic:
-            with transaction.atomic():
+            with connections.task_transaction() as tx:
                 value = _invoke(task, job.args, job.kwargs, timeout)
                 result = stored_json(value, RESULT, settings.max_result_bytes)
-                if not _nothing_sent():
+                if not _nothing_sent(tx):
                     transitions.succeed(claimed, result)
                     written = True
         else:
@@ -161,19 +161,16 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
     return JobStatus.SUCCEEDED
 
 
-def _nothing_sent() -> bool:
+def _nothing_sent(tx: connections.TaskTransaction) -> bool:
     """Whether the task's transaction is still empty: no statement sent, nothing to commit.
 
-    psycopg begins a transaction with the first statement, so an atomic task that
-    never touched the database leaves it idle; its success is then one autocommit
-    statement instead of BEGIN, the statement and COMMIT (an empty COMMIT is never
-    sent). Not when the task registered on_commit callbacks: they must follow the
-    success. SQLite begins at once (BEGIN IMMEDIATE), so it always takes the long way.
+    Its transaction begins with its first statement (psycopg by itself, SQLite by
+    `connections.task_transaction`), so an atomic task that never touched the
+    database leaves it idle; its success is then one autocommit statement instead
+    of BEGIN, the statement and COMMIT. Not when the task registered on_commit
+    callbacks: they must follow the success.
     """
-    if connection.vendor != "postgresql" or connection.run_on_commit:
-        return False
-    raw = connection.connection
-    return raw is not None and raw.info.transaction_status.name == "IDLE"
+    return not connection.run_on_commit and tx.idle
 
 
 def _invoke(task: Task, args: list, kwargs: dict, timeout: int) -> Any:

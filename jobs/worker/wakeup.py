@@ -18,10 +18,10 @@ import psycopg
 from django.db import connection
 
 from jobs import conf
+from jobs.core.queues import CHANNEL
 
 logger = logging.getLogger("jobs.wakeup")
 
-CHANNEL = "jobs_runnable"
 
 
 class Listener:

@@ -84,6 +84,17 @@
     if (window.confirm(`${verb}: ${n} job${n === 1 ? "" : "s"}?`)) event.detail.issueRequest(true);
   });
 
+  // Arriving at a failure group from the overview (#group-2): its sample is open.
+  const target = location.hash && document.querySelector(location.hash + ".failure-group");
+  if (target) target.querySelectorAll("details.sample").forEach((d) => { d.open = true; });
+
+  // Plain forms (no htmx): "Requeue all 1,204 dead jobs of this cause?" before posting.
+  document.addEventListener("submit", (event) => {
+    const button = event.submitter;
+    const question = button && button.dataset.confirm;
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   // Shareable URLs: drop empty filters ("?status=dead", not "?status=dead&queue=&task=...").
   document.addEventListener("htmx:configRequest", (event) => {
     if (event.detail.verb !== "get" || event.detail.elt.id !== "filters") return;

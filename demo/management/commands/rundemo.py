@@ -34,9 +34,10 @@ class Command(BaseCommand):
         call_command("install_schedules", verbosity=0)
         self._demo_schedule()
         self.stdout.write(self.style.SUCCESS(
-            f"Demo admin: username {username!r}, password {password!r}\n"
+            f"Demo admin: username {username!r}, password {password}\n"
             f"Enqueued {created} demo jobs (one succeeds after a retry, two end dead, "
-            "a five-step import succeeds and another dies at its third step).\n"
+            "a five-step import succeeds and another dies at its third step, and a "
+            "one-minute index rebuild shows its progress live).\n"
             f"Admin: http://{addrport}/admin/jobs/job/"
         ))
         if no_server:
@@ -64,14 +65,21 @@ class Command(BaseCommand):
                 cluster.wait()
 
     def _demo_admin(self) -> tuple[str, str]:
+        """The demo admin; its password is set once (or whenever DEMO_ADMIN_PASSWORD is
+        given), so a second `make run` does not log out a browser that is still open."""
         username = os.environ.get("DEMO_ADMIN_USER", "admin")
-        password = os.environ.get("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
+        chosen = os.environ.get("DEMO_ADMIN_PASSWORD")
         User = get_user_model()
-        user, _ = User.objects.get_or_create(
+        user, created = User.objects.get_or_create(
             username=username, defaults={"email": f"{username}@example.com"}
         )
         user.is_staff = user.is_superuser = True
-        user.set_password(password)
+        if created or chosen:
+            password = chosen or secrets.token_urlsafe(9)
+            user.set_password(password)
+        else:
+            password = ("unchanged since the first run (run with DEMO_ADMIN_PASSWORD=... "
+                        "to set a new one)")
         user.save()
         return username, password
 
@@ -84,6 +92,7 @@ class Command(BaseCommand):
             (tasks.charge_card, (1042,), {}, "demo:charge"),
             (tasks.import_feed, ("partners.csv",), {}, "demo:import"),
             (tasks.add, (40, 2), {}, "demo:later"),
+            (tasks.rebuild_index, ("products",), {}, "demo:rebuild"),
             (tasks.import_catalog, ("spring-catalog.csv",), {}, "demo:catalog-ok"),
             (tasks.import_catalog, ("partner-catalog.csv",), {"max_rows": 500},
              "demo:catalog-fails"),

@@ -368,11 +368,21 @@ def test_a_malformed_action_is_400_not_500(ops_client, htmx_headers, ids, messag
 def test_an_action_from_the_job_page_rerenders_the_job(ops_client, htmx_headers):
     job = DeadLetterFactory().job
     response = ops_client.post(reverse("dashboard:action", args=["resolve"]),
-                               {"ids": [job.pk], "confirmed": "1", "origin": "detail"},
-                               headers=htmx_headers)
+                               {"ids": [job.pk], "confirmed": "1", "origin": "detail",
+                                "note": "upstream fixed"}, headers=htmx_headers)
     html = response.content.decode()
     assert 'id="job-live"' in html and "Resolved 1, skipped none." in html
     assert 'data-action="resolve"' not in html  # no open dead letter any more
+    assert DeadLetter.objects.get(job=job).note == "upstream fixed"
+
+
+def test_resolving_without_a_note_is_refused_and_changes_nothing(ops_client, htmx_headers):
+    job = DeadLetterFactory().job
+    response = ops_client.post(reverse("dashboard:action", args=["resolve"]),
+                               {"ids": [job.pk], "confirmed": "1", "note": "  "},
+                               headers=htmx_headers)
+    assert response.status_code == 400 and "needs a note" in response.content.decode()
+    assert DeadLetter.objects.get(job=job).resolved_at is None
 
 
 # --- Job detail -----------------------------------------------------------------------

@@ -5,26 +5,13 @@ import threading
 import time
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.db import connection, transaction
 
 from jobs import enqueue
-from jobs.worker.wakeup import CHANNEL, Listener
+from jobs.worker.wakeup import Listener
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def listening(on_postgres):
-    assert on_postgres
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    conn = psycopg.connect(**params, autocommit=True)
-    conn.execute(f"LISTEN {CHANNEL}")
-    yield conn
-    conn.close()
 
 
 def heard(conn, timeout=0.3):
