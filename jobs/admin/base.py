@@ -29,6 +29,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from jobs.core.registry import registered_tasks
 from jobs.core.transitions import BulkResult
 from jobs.models import Job, Step
 from jobs.ops import operations, presentation
@@ -383,6 +384,30 @@ def perform_in_chunks(
         if not chunk:
             break
     return operations.Report(action, total)
+
+
+# The job changelist's own GET parameters -> jobs.ops.search filters; anything else in
+# the URL (a filter this mapping does not know) must not be silently dropped.
+_ADMIN_FILTERS = {"status__exact": "status", "queue": "queue", "task": "task", "q": "q"}
+_ADMIN_IGNORED = {"o", "p", "e", "_changelist_filters"}
+
+
+def admin_filters(request: HttpRequest) -> dict[str, Any] | None:
+    """The job list's filters as cleaned jobs.ops.search values, or None if one of them
+    has no equivalent there (so the caller refuses rather than acting on more jobs)."""
+    out: dict[str, Any] = {}
+    for key, value in request.GET.items():
+        if key in _ADMIN_IGNORED or not value:
+            continue
+        if key == CreatedFilter.parameter_name and value in TIME_RANGES:
+            out["last"] = TIME_RANGES[value].delta
+        elif key in _ADMIN_FILTERS:
+            out[_ADMIN_FILTERS[key]] = value.strip() if key == "q" else value
+        else:
+            return None
+    if out.get("q") and out["q"] in registered_tasks():
+        out["task"] = out.pop("q")  # the admin's search matches task names exactly too
+    return out
 
 
 class OperationsActionsMixin:

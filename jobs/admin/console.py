@@ -40,9 +40,15 @@ class OperatorActionAdmin(ReadOnly):
     search_fields = ("username",)
     ordering = ("-created_at", "-id")
     sortable_by = ()
-    fields = ("created_at", "finished_at", "username", "action", "target", "status", "matched",
-              "done", "skipped", "skipped_reasons", "note", "job_link", "error")
+    fields = ("created_at", "finished_at", "username", "action", "target", "outcome",
+              "status", "matched", "done", "skipped", "skipped_reasons", "note", "job_link",
+              "error")
     readonly_fields = fields
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Whoever started an operation may follow it; the whole log needs the view right."""
+        mine = isinstance(obj, OperatorAction) and obj.user_id == request.user.pk
+        return mine or super().has_view_permission(request, obj)
 
     @admin.display(description="action")
     def action_label(self, obj: OperatorAction) -> str:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -24,6 +23,7 @@ from jobs.admin.base import (
     QueueFilter,
     StatusDurationColumns,
     TaskFilter,
+    admin_filters,
     admin_link,
     error_details,
     pretty_json,
@@ -32,8 +32,8 @@ from jobs.admin.base import (
     truncated,
 )
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Step
-from jobs.ops import operations
-from jobs.ops.presentation import duration_text, short_id, value_text
+from jobs.ops import bulk, operations
+from jobs.ops.presentation import duration_text, short_id, status_dot, value_text
 
 # --- Job -----------------------------------------------------------------------------------
 
@@ -45,8 +45,8 @@ class AttemptInline(StatusDurationColumns, admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ("-number",)
-    fields = ("number", "status_display", "started_at", "duration_display", "worker", "step",
-              "error")
+    fields = ("number", "status_display", "started_at", "duration_display", "worker",
+              "step_display", "error")
     readonly_fields = fields
     status_kind = "attempt"
 
@@ -58,6 +58,14 @@ class AttemptInline(StatusDurationColumns, admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    @admin.display(description="step")
+    def step_display(self, obj: Attempt) -> SafeString | str:
+        """The step this attempt ended in, with its status dot, as the step rows show it."""
+        if obj.step is None:
+            return "-"
+        return format_html("{} {}", status_dot(obj.step.status, "step", False),
+                           admin_link(obj.step, obj.step.name))
 
     @admin.display(description="error")
     def error(self, obj: Attempt) -> SafeString:
@@ -167,8 +175,13 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
         return duration_text(end - obj.started_at if obj.started_at and end else None)
 
     @admin.display(description="last error")
-    def last_error_short(self, obj: Job) -> str:
-        return truncated(obj.last_error)
+    def last_error_short(self, obj: Job) -> SafeString | str:
+        """Wrapped, not clipped, and the whole line on hover (the job page has it all)."""
+        if not obj.last_error:
+            return ""
+        return format_html('<span class="last-error" title="{}" style="white-space:normal;'
+                           'overflow-wrap:anywhere">{}</span>', obj.last_error,
+                           truncated(obj.last_error, 160))
 
     # The whole of a long value (a page shows a bounded preview) -----------------
 
@@ -235,27 +248,46 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
         return format_html("<pre>{}</pre>", obj.last_error) if obj.last_error else "-"
 
     # Actions ---------------------------------------------------------------------
+    # "Select all N" runs in the background (jobs.ops.bulk), never in the request.
 
     @admin.action(permissions=["requeue"], description=operations.ACTIONS["requeue"].label)
-    def requeue_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self.run_operation(request, "requeue", stream_ids(queryset))
+    def requeue_selected(self, request: HttpRequest,
+                         queryset: QuerySet[Job]) -> HttpResponse | None:
+        return self.act(request, "requeue", queryset)
 
     @admin.action(permissions=["resume"], description=operations.ACTIONS["resume"].label)
-    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self.run_operation(request, "resume", stream_ids(queryset))
+    def resume_selected(self, request: HttpRequest,
+                        queryset: QuerySet[Job]) -> HttpResponse | None:
+        return self.act(request, "resume", queryset)
 
     @admin.action(permissions=["cancel"], description=operations.ACTIONS["cancel"].label)
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self.run_operation(request, "cancel", stream_ids(queryset))
+    def cancel_selected(self, request: HttpRequest,
+                        queryset: QuerySet[Job]) -> HttpResponse | None:
+        return self.act(request, "cancel", queryset)
 
     @admin.action(permissions=["resolve"], description="Resolve dead letters (with a note)…")
     def resolve_selected(self, request: HttpRequest,
-                         queryset: QuerySet[Job]) -> TemplateResponse | None:
+                         queryset: QuerySet[Job]) -> HttpResponse | None:
         page = self.resolve_note_page(request, queryset)
         if page is not None:
             return page
-        self.run_operation(request, "resolve", stream_ids(queryset),
-                           note=self.resolve_note(request))
-        return None
+        return self.act(request, "resolve", queryset, note=self.resolve_note(request))
+
+    def act(self, request: HttpRequest, name: str, queryset: QuerySet[Job],
+            **options: Any) -> HttpResponse | None:
+        if request.POST.get("select_across") != "1":
+            self.run_operation(request, name, stream_ids(queryset), **options)
+            return None
+        filters = admin_filters(request)
+        if filters is None:
+            self.message_user(request, "Nothing was started: this list's filters cannot be "
+                              "handed to a background action; filter by status, queue, task, "
+                              "creation time or search only.", messages.ERROR)
+            return None
+        row = bulk.start(name, request.user, filters, note=options.get("note", ""))
+        self.message_user(request, f"Started: {operations.ACTIONS[name].label} on every "
+                          f"matching job, in the background. This page shows its progress.",
+                          messages.SUCCESS)
+        return redirect(reverse("admin:jobs_operatoraction_change", args=[row.pk]))
 
 

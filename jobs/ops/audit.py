@@ -43,8 +43,11 @@ def describe_target(target: dict[str, Any]) -> str:
         n = len(target["ids"])
         return f"{n} selected job{'s' if n != 1 else ''}"
     if "filter" in target:
-        parts = [f"{k}={v}" for k, v in sorted(target["filter"].items()) if v not in ("", None)]
-        return "every job matching " + (", ".join(parts) or "no filter")
+        stored = dict(target["filter"])
+        before = stored.pop("created_before", None)
+        parts = [f"{k}={v}" for k, v in sorted(stored.items()) if v not in ("", None)]
+        text = "every job matching " + (", ".join(parts) or "no filter")
+        return f"{text}, enqueued before {before[:19].replace('T', ' ')}" if before else text
     if "schedule" in target:
         return f"schedule {target['schedule']}"
     if "step" in target:

@@ -15,8 +15,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.admin.base import distinct_values
-from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
-from jobs.ops import presentation
+from jobs.models import (
+    Attempt,
+    AttemptStatus,
+    DeadLetter,
+    Job,
+    JobStatus,
+    OperatorAction,
+    Step,
+    StepStatus,
+)
+from jobs.ops import bulk, presentation
 from jobs.ops.presentation import short_id
 from tests.factories import AttemptFactory, DeadLetterFactory, JobFactory, StaffFactory
 
@@ -151,27 +160,31 @@ class TestJobActions:
         letter.refresh_from_db()
         assert letter.note == f"resolved from the admin by {operator.user}"
 
-    def test_select_all_across_pages_requeues_every_match_in_batches(self, operator,
-                                                                     monkeypatch):
-        monkeypatch.setattr("jobs.admin.base.ACTION_CHUNK", 7)  # several chunks
-        dead = [JobFactory(status=S.DEAD) for _ in range(25)]
-        others = [JobFactory(status=S.SUCCEEDED) for _ in range(3)]
+    def test_select_all_across_pages_runs_in_the_background_on_every_match(self, operator):
+        dead = [JobFactory(status=S.DEAD, queue="emails") for _ in range(25)]
+        others = [JobFactory(status=S.SUCCEEDED, queue="emails"),
+                  JobFactory(status=S.DEAD, queue="default")]
         response = act(operator, "requeue_selected", dead[:2],
-                       url=f"{JOBS}?status__exact=dead", select_across=1)
-        assert messages_of(response) == ["Requeued 25, skipped none."]
+                       url=f"{JOBS}?status__exact=dead&queue=emails&o=1", select_across=1)
+        row = OperatorAction.objects.get(action="requeue")
+        assert response.redirect_chain[-1][0] == reverse("admin:jobs_operatoraction_change",
+                                                         args=[row.pk])
+        assert messages_of(response)[0].startswith("Started: Requeue (start over) on every")
+        assert set(statuses(dead)) == {S.DEAD}  # nothing done inside the request
+        assert row.target["filter"] | {"created_before": None} == {
+            "status": "dead", "queue": "emails", "created_before": None}
+        bulk.run(row.pk)  # what its job does
         assert set(statuses(dead)) == {S.QUEUED}
-        assert set(statuses(others)) == {S.SUCCEEDED}
+        assert statuses(others) == [S.SUCCEEDED, S.DEAD]
+        page = operator.get(reverse("admin:jobs_operatoraction_change", args=[row.pk]))
+        assert "Requeued 25, skipped 0." in page.content.decode()
 
-    @pytest.mark.django_db(transaction=True)
-    def test_select_all_outside_a_test_transaction(self, operator, monkeypatch):
-        """As in production (autocommit): PostgreSQL streams the ids from a WITH HOLD
-        cursor while each batch commits on the same connection."""
-        monkeypatch.setattr("jobs.admin.base.ACTION_CHUNK", 4)
-        dead = [JobFactory(status=S.DEAD) for _ in range(10)]
+    def test_select_all_with_a_filter_the_background_cannot_take_does_nothing(self, operator):
+        dead = [JobFactory(status=S.DEAD) for _ in range(3)]
         response = act(operator, "requeue_selected", dead[:1],
-                       url=f"{JOBS}?status__exact=dead", select_across=1)
-        assert messages_of(response) == ["Requeued 10, skipped none."]
-        assert set(statuses(dead)) == {S.QUEUED}
+                       url=f"{JOBS}?status__exact=dead&created=bogus", select_across=1)
+        assert "Nothing was started" in messages_of(response)[0]
+        assert set(statuses(dead)) == {S.DEAD} and not OperatorAction.objects.exists()
 
     def test_no_status_editing_anywhere(self, operator):
         job = JobFactory(status=S.DEAD)
