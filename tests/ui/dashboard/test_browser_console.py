@@ -18,6 +18,7 @@ from jobs.worker.runner import run_job
 from tests.cluster import wait_for
 from tests.factories import JobFactory
 from tests.ui.dashboard.conftest import SCREENSHOTS
+from tests.ui.dashboard.factories import StepFactory
 
 pytestmark = pytest.mark.browser
 S = JobStatus
@@ -146,4 +147,23 @@ def test_the_workers_page_after_a_cluster_is_killed(page, js_errors, cluster_fac
     assert time.monotonic() - killed < REFRESH * 3 + 6
     expect(panel).to_contain_text("the reaper takes its jobs back")
     expect(panel.locator("table")).to_contain_text("tests.sleep")  # still held, lease running
+    assert js_errors == []
+
+
+def test_on_a_narrow_screen_every_step_pill_and_the_nav_stay_within_the_page(page, js_errors):
+    job = JobFactory(status=S.DEAD, task_name="demo.import_catalog", last_error="boom")
+    for i in range(9):
+        StepFactory(job=job, position=i + 1, name=f"step-{i + 1}-with-a-long-name",
+                    status="succeeded" if i < 7 else "failed")
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(reverse("dashboard:job", args=[job.pk]))
+    pills = page.locator(".pill")
+    expect(pills).to_have_count(9)
+    for i in range(9):
+        box = pills.nth(i).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (i, box)
+    for link in page.locator(".topbar nav a").all():
+        box = link.bounding_box()
+        assert box and box["x"] + box["width"] <= 390
+    page.screenshot(path=str(SCREENSHOTS / "job-detail-narrow.png"), full_page=True)
     assert js_errors == []

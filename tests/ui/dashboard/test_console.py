@@ -8,12 +8,23 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from dashboard import queries
 from jobs.core import transitions
 from jobs.core.transitions import ErrorInfo
-from jobs.models import Cluster, Job, JobStatus, OperationStatus, OperatorAction, QueuePause
+from jobs.models import (
+    AttemptStatus,
+    Cluster,
+    Job,
+    JobStatus,
+    OperationStatus,
+    OperatorAction,
+    QueuePause,
+    Step,
+    StepStatus,
+)
 from jobs.ops import bulk
 from jobs.ops.presentation import short_id
-from tests.factories import JobFactory, StaffFactory, UserFactory
+from tests.factories import AttemptFactory, JobFactory, StaffFactory, UserFactory
 from tests.ui.dashboard.factories import staff_with
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +110,7 @@ def test_failures_show_each_cause_with_an_escaped_sample_traceback(ops_client):
     dead(message="bad row 12")
     page = ops_client.get(reverse("dashboard:failures")).content.decode()
     assert "ValueError: bad row &lt;n&gt;" in page
-    assert "<strong>3</strong> jobs of <code>tests.add</code>" in page
+    assert '<strong>3</strong> jobs of <a href="/dashboard/tasks/tests.add/">' in page
     assert "&lt;b&gt;boom&lt;/b&gt;" in page and "<b>boom</b>" not in page
     assert "Requeue all 3 dead" in page
 
@@ -221,3 +232,24 @@ def test_task_figures_count_runs_success_and_failures(ops_client):
     assert (hour.runs, hour.succeeded, hour.dead, hour.failures) == (5, 4, 1, 1)
     assert hour.success_rate == 0.8
     assert hour.p50 is not None and hour.p95 >= hour.p50
+
+
+def test_each_step_lists_the_attempts_that_ran_it_and_none_is_left_outside(ops_client):
+    """A step that failed in attempt 1 and succeeded after a resume in attempt 2: its
+    panel lists both, the step before it the attempt it succeeded in, and the header
+    says how many attempts there were in all."""
+    job = JobFactory(status=S.SUCCEEDED, attempt_count=1, max_attempts=1,
+                     last_attempt_number=2)
+    first = Step.objects.create(job=job, position=1, name="download",
+                                status=StepStatus.SUCCEEDED, attempt_number=1, attempts=1)
+    second = Step.objects.create(job=job, position=2, name="transform",
+                                 status=StepStatus.SUCCEEDED, attempt_number=2, attempts=1)
+    failed = AttemptFactory(job=job, number=1, status=AttemptStatus.FAILED, step=second)
+    won = AttemptFactory(job=job, number=2, status=AttemptStatus.SUCCEEDED)
+    detail = queries.job_detail(job.pk)
+    by_name = {v.step.name: [a.pk for a in v.attempts] for v in detail.steps}
+    assert by_name == {"download": [failed.pk], "transform": [won.pk, failed.pk]}
+    assert detail.other_attempts == []
+    page = ops_client.get(reverse("dashboard:job", args=[job.pk])).content.decode()
+    assert "1/1 <span class=\"muted\">this cycle · 2 in all</span>" in page
+    assert "ran in 2 attempts" in page and first.name in page
