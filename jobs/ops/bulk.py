@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from jobs import conf
 from jobs.core.enqueue import enqueue
 from jobs.models import OperationStatus, OperatorAction
 from jobs.ops import audit, operations, search
@@ -40,7 +41,8 @@ def start(name: str, user: Any, filters: dict[str, Any], *, note: str = "") -> O
                            status=OperationStatus.RUNNING)
         counted = capped_count(_targets(search.thaw(stored)))
         row.matched = None if counted.capped else counted.value  # run() counts the rest
-        job = enqueue(TASK, row.pk, max_attempts=5, queue="default")
+        # The default queue (JOBS['DEFAULT_QUEUE']), which the project's clusters serve.
+        job = enqueue(TASK, row.pk, max_attempts=5, queue=conf.get().default_queue)
         row.job = job
         row.save(update_fields=["matched", "job"])
     return row
