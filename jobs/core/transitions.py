@@ -661,7 +661,8 @@ def fail_step(
 def step_progress(
     attempt_number: int, step_id: int, current: int, total: int | None, message: str
 ) -> bool:
-    """Record a running step's progress (not a status change, but fenced the same way)."""
-    return bool(_step_of(step_id, attempt_number).update(
+    """Record a running step's progress (not a status change, but fenced the same way;
+    a late report for a step that has finished changes nothing)."""
+    return bool(_step_of(step_id, attempt_number).filter(status=StepStatus.RUNNING).update(
         progress_current=current, progress_total=total, progress_message=message,
     ))

@@ -1,5 +1,9 @@
 """The heartbeat: proof, written every lease/3, that a worker still runs its job.
 
+It also writes the running step's progress: on its own connection, in
+autocommit, so operators see it while the step's own transaction is still
+open (a write inside that transaction would show only at its commit).
+
 One thread per worker process, started when the worker spawns, beside the
 task rather than inside it, so a task need not cooperate to stay alive. It
 opens its own database connection at start and keeps it: when the server's
@@ -41,6 +45,8 @@ class Beat:
     next_at: float = field(default_factory=time.monotonic)
     renewed_at: float = field(default_factory=time.monotonic)
     lapse_logged: bool = False
+    # (step id, current, total, message) reported by the task, not yet written.
+    progress: tuple[int, int, int | None, str] | None = None
 
     @property
     def interval(self) -> float:
@@ -66,6 +72,13 @@ class Heartbeat(threading.Thread):
         if wake:
             self._wake.set()
 
+    def report(self, beat: Beat, progress: tuple[int, int, int | None, str]) -> None:
+        with self._lock:
+            if self._beat is not beat:
+                return
+            beat.progress = progress
+        self._wake.set()
+
     def unwatch(self, beat: Beat) -> None:
         with self._lock:
             if self._beat is beat:
@@ -82,12 +95,18 @@ class Heartbeat(threading.Thread):
             while not self._stopping:
                 with self._lock:
                     beat = self._beat
+                    pending = beat.progress if beat is not None else None
+                    if pending is not None:
+                        beat.progress = None
                     now = time.monotonic()
                     # Idle, it still looks in every sixth of a lease, so a job watched
                     # meanwhile (without waking it) is renewed by half its lease.
                     delay = (max(conf.get().lease_seconds / 6, 0.05) if beat is None
                              else beat.next_at - now)
                     self._sleeping_until = now + delay
+                if pending is not None:
+                    self._write_progress(beat, pending)
+                    continue
                 if delay > 0:
                     self._wake.wait(delay)
                     self._wake.clear()
@@ -110,6 +129,17 @@ class Heartbeat(threading.Thread):
                 continue
             self.connected.set()
             return
+
+    def _write_progress(self, beat: Beat, pending: tuple[int, int, int | None, str]) -> None:
+        """Best effort: a lost progress report is superseded by the next one, and the
+        step's last one is written in its own transaction too (jobs.worker.steps)."""
+        step_id, current, total, message = pending
+        try:
+            transitions.step_progress(beat.claimed.attempt.number, step_id, current, total,
+                                      message)
+        except DatabaseError as exc:
+            connection.close()
+            logger.debug("could not write progress of job %s (%s)", beat.claimed.job.pk, exc)
 
     def _renew(self, beat: Beat) -> None:
         now = time.monotonic()
@@ -165,6 +195,15 @@ def watch(claimed: Claimed, lease_seconds: float, cancel: threading.Event,
 def unwatch(beat: Beat) -> None:
     if _thread is not None:
         _thread.unwatch(beat)
+
+
+def report_progress(beat: Beat | None, step_id: int, current: int, total: int | None,
+                    message: str) -> bool:
+    """Hand a step's progress to the heartbeat thread; False if there is none to take it."""
+    if beat is None or _thread is None or not _thread.is_alive():
+        return False
+    _thread.report(beat, (step_id, current, total, message))
+    return True
 
 
 def shutdown() -> None:

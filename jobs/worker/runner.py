@@ -93,6 +93,7 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
         task: Task | None = get_task(job.task_name)
     except UnknownTaskError as exc:
         task, missing = None, exc
+    steps = Steps()
     ctx = JobContext(
         job_id=job.pk,
         task_name=job.task_name,
@@ -100,9 +101,10 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
         attempt_count=job.attempt_count,
         max_attempts=job.max_attempts,
         in_task_transaction=bool(task and task.atomic),
-        steps=Steps(),
+        steps=steps,
     )
     beat = heartbeat.watch(claimed, conf.get().lease_seconds, ctx.cancel_event, ctx.lost_event)
+    steps.beat = beat
     try:
         with running(ctx), tracing.attempt_span(job.task_name, job.pk, claimed.attempt.number,
                                                 job.traceparent) as span:

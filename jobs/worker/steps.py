@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Max
 
 from jobs import conf
@@ -32,6 +31,7 @@ from jobs.core.serialization import stored_json
 from jobs.core.transitions import ErrorInfo
 from jobs.exceptions import DuplicateStepError, PermanentError, StepError
 from jobs.models import Step, StepStatus
+from jobs.worker import connections, heartbeat
 from jobs.worker.timeouts import WorkerInterrupted, step_deadline
 
 logger = logging.getLogger("jobs.steps")
@@ -52,6 +52,9 @@ class Steps:
         self.current: Step | None = None
         self.failed_step_id: int | None = None
         self.last_progress_write = 0.0
+        # The attempt's heartbeat (set by the runner): it writes progress reports on its
+        # own connection, so they show while the step's transaction is open.
+        self.beat: heartbeat.Beat | None = None
 
     def run(self, ctx: JobContext, name: str, fn: Callable[..., Any], args: tuple[Any, ...],
             kwargs: dict[str, Any], *, max_attempts: int | None, timeout: int | None,
@@ -87,7 +90,9 @@ class Steps:
         self.current = step
         self.failed_step_id = step.pk
         try:
-            with transaction.atomic():
+            # Begun with the step's first statement: on SQLite a step that computes
+            # before it writes leaves the write lock (and its progress) to others.
+            with connections.task_transaction():
                 with step_deadline(step.timeout, name):
                     value = fn(*args, **call_kwargs)
                 result = stored_json(value, f"the result of step {name!r}",
@@ -113,8 +118,10 @@ class Steps:
         if not done and now - self.last_progress_write < PROGRESS_MIN_INTERVAL:
             return
         self.last_progress_write = now
-        transitions.step_progress(ctx.attempt_number, step.pk, max(current, 0), total,
-                                  message[:MAX_PROGRESS_MESSAGE])
+        values = (max(current, 0), total, message[:MAX_PROGRESS_MESSAGE])
+        if done or not heartbeat.report_progress(self.beat, step.pk, *values):
+            # The last report is also the step's own: it commits with the step.
+            transitions.step_progress(ctx.attempt_number, step.pk, *values)
 
 
 def _declare(

@@ -1,6 +1,7 @@
 """Tasks the test suite enqueues: the test app's `tasks` module, so real qcluster
 processes started with tests.settings register them too (see tests/cluster.py)."""
 
+import threading
 import time
 
 from django.db import transaction
@@ -225,3 +226,21 @@ def crash_in_step2(seconds: float) -> str:
 # Django-standard tasks register themselves (jobs.backends) when their module loads;
 # importing it here loads it in every process that loads this app's tasks.
 from tests.testapp import standard_tasks  # noqa: E402, F401
+
+PROGRESS_REPORTED = threading.Event()
+MAY_FINISH = threading.Event()
+
+
+def _report_then_wait() -> int:
+    ctx = current_job()
+    ctx.progress(3, 10, "three of ten")
+    PROGRESS_REPORTED.set()
+    MAY_FINISH.wait(10)
+    ctx.progress(10, 10, "done")
+    return 10
+
+
+@task(name="tests.progress_then_wait", atomic=False)
+def progress_then_wait() -> int:
+    """Reports progress, then waits inside its step until the test has looked."""
+    return current_job().step("wait", _report_then_wait)

@@ -14,6 +14,7 @@ from jobs.ops.presentation import job_progress
 from jobs.worker import runner
 from jobs.worker.runner import run_job
 from tests.cluster import wait_for
+from tests.testapp import tasks as testapp_tasks
 from tests.testapp.models import Effect
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +220,23 @@ def test_a_shutdown_interrupt_inside_a_step_gives_it_back_pending_not_failed(mon
     assert attempt.status == AttemptStatus.INTERRUPTED
     assert run_job(job.pk) == S.SUCCEEDED
     assert runs_of(job, "one") == 1 and runs_of(job, "two") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_shows_while_the_step_runs_not_only_at_its_commit():
+    """The heartbeat thread writes progress on its own connection: another connection
+    (the dashboard's) reads it while the step's transaction is still open."""
+    job = enqueue("tests.progress_then_wait")
+    worker = threading.Thread(target=run_job, args=(job.pk,))
+    worker.start()
+    try:
+        assert testapp_tasks.PROGRESS_REPORTED.wait(10)
+        seen = wait_for(lambda: Step.objects.filter(job=job, progress_current=3).exists(), 5)
+        assert seen, "the step's progress did not show while it ran"
+        assert Step.objects.get(job=job).status == StepStatus.RUNNING
+    finally:
+        testapp_tasks.MAY_FINISH.set()
+        worker.join(10)
+        connection.close()
+    step = Step.objects.get(job=job)
+    assert step.status == StepStatus.SUCCEEDED and step.progress_current == 10  # its last
