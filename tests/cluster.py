@@ -83,11 +83,20 @@ class ClusterProcess:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Poll `predicate` for `timeout` seconds.
+
+    The wait ends only when the clock says the time is up *and* enough polls were
+    made to fill it: a VM's monotonic clock was seen to jump forward (a CI run's
+    120 s wait ended within a second while the clusters were busy), and a jump
+    must not cut a wait short.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    polls, enough = 0, timeout / interval
+    while time.monotonic() < deadline or polls < enough:
         if predicate():
             return True
         time.sleep(interval)
+        polls += 1
     return predicate()
 
 
