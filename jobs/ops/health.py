@@ -3,7 +3,8 @@
 Healthy means: the database answers, at least one cluster refreshed its registry
 row within JOBS['HEALTH_CLUSTER_SECONDS'], and no due job has waited longer than
 JOBS['HEALTH_MAX_WAIT_SECONDS']. Unresolved dead letters are reported, not judged:
-they need an operator, not a restart.
+they need an operator, not a restart; so are paused queues, whose jobs wait on an
+operator's decision and do not count against the wait.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from jobs import conf
-from jobs.models import RUNNABLE_STATUSES, Cluster, DeadLetter, Job
+from jobs.models import RUNNABLE_STATUSES, Cluster, DeadLetter, Job, QueuePause
 
 
 def check(now: datetime | None = None) -> dict[str, Any]:
@@ -31,8 +32,10 @@ def check(now: datetime | None = None) -> dict[str, Any]:
             stopped_at__isnull=True,
             last_seen_at__gte=now - timedelta(seconds=settings.health_cluster_seconds),
         ).count()
-        oldest = Job.objects.filter(status__in=RUNNABLE_STATUSES, run_after__lte=now).aggregate(
-            oldest=Min("run_after"))["oldest"]
+        paused = QueuePause.objects.values("queue")
+        oldest = (Job.objects.filter(status__in=RUNNABLE_STATUSES, run_after__lte=now)
+                  .exclude(queue__in=paused).aggregate(oldest=Min("run_after"))["oldest"])
+        paused_count = paused.count()
         dead = DeadLetter.objects.filter(resolved_at__isnull=True).count()
     except DatabaseError as exc:
         return {"healthy": False, "database": "unreachable",
@@ -50,5 +53,6 @@ def check(now: datetime | None = None) -> dict[str, Any]:
         "clusters_seen": seen,
         "oldest_due_wait_seconds": round(wait, 3),
         "unresolved_dead_letters": dead,
+        "paused_queues": paused_count,
         "problems": problems,
     }

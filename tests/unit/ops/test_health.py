@@ -1,11 +1,13 @@
 """/healthz: 200 when a cluster was seen lately and nothing due waits too long; 503
 otherwise, saying why, with counts only."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from jobs.core import queues
 from jobs.models import Cluster, JobStatus
 from tests.factories import DeadLetterFactory, JobFactory
 
@@ -54,6 +56,18 @@ def test_a_due_job_waiting_past_the_limit_is_unhealthy(client, settings):
     status, body = get(client)
     assert status == 503 and 90 <= body["oldest_due_wait_seconds"] < 100
     assert "the oldest due job has waited 9" in body["problems"][0]
+
+
+def test_a_paused_queues_jobs_wait_on_an_operator_not_on_a_failure(client, settings):
+    settings.JOBS = {"HEALTH_MAX_WAIT_SECONDS": 60.0}
+    cluster()
+    JobFactory(queue="emails", run_after=timezone.now() - timedelta(minutes=10))
+    assert get(client)[0] == 503
+    queues.pause("emails")
+    status, body = get(client)
+    assert status == 200 and body["paused_queues"] == 1
+    assert body["oldest_due_wait_seconds"] == 0
+    assert "emails" not in json.dumps(body)  # open to anyone: counts only
 
 
 def test_dead_letters_are_reported_not_judged(client):
