@@ -25,8 +25,6 @@ register.simple_tag(presentation.status_dot, name="status_dot")
 register.filter("duration", presentation.duration_text)
 # {{ job.pk|short_id }}: the last 8 hex digits, what the lists show and search finds.
 register.filter("short_id", presentation.short_id)
-# {{ job.lease_owner|worker_pid }}: the pid of "host:pid".
-register.filter("worker_pid", lambda owner: str(owner).rpartition(":")[2])
 
 
 @register.filter

@@ -78,3 +78,21 @@ class Registration:
             Cluster.objects.filter(pk=self.row.pk).update(stopped_at=timezone.now())
         except DatabaseError as exc:
             logger.warning("could not mark this cluster stopped (%s)", exc)
+
+
+def record_worker_pids(host: str, main_pid: int, worker_pids: list[int]) -> bool:
+    """Store which processes of the cluster `host:main_pid` are its workers.
+
+    Called from the cluster's sentinel process, which alone knows; True once its
+    row held them (the row may not exist yet in the cluster's first second).
+    Never raises, and holds no connection afterwards: the sentinel must not take a
+    connection slot that a worker's heartbeat may need.
+    """
+    try:
+        return bool(Cluster.objects.filter(host=host, pid=main_pid, stopped_at__isnull=True)
+                    .update(worker_pids=sorted(worker_pids)))
+    except DatabaseError as exc:
+        logger.debug("could not record this cluster's worker pids (%s)", exc)
+        return False
+    finally:
+        connection.close()

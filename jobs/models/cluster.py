@@ -24,6 +24,8 @@ class Cluster(models.Model):
     # The processes under the cluster (workers, pusher, monitor), whose "host:pid"
     # a running job's lease_owner names.
     pids = models.JSONField(default=list)
+    # Which of them are workers, as the cluster's sentinel says (empty until it has).
+    worker_pids = models.JSONField(default=list, db_default=[])
     jobs_in_hand = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)

@@ -21,6 +21,12 @@ MAX_RUNNING = 2000  # running jobs are bounded by workers; this bounds a page al
 
 
 @dataclass
+class WorkerView:
+    pid: int | str
+    job: Job | None  # what it runs now; None when idle
+
+
+@dataclass
 class ClusterView:
     cluster: Cluster
     state: str  # "alive", "stopped" or "gone"
@@ -29,6 +35,15 @@ class ClusterView:
     @property
     def idle_workers(self) -> int:
         return max(self.cluster.workers - len(self.running), 0)
+
+    @property
+    def workers(self) -> list[WorkerView]:
+        """Each worker the sentinel reported, busy or idle, then any other process that
+        holds a job (a worker respawned since the last report)."""
+        by_pid = {job.lease_owner.rpartition(":")[2]: job for job in self.running}
+        listed = [WorkerView(pid, by_pid.pop(str(pid), None))
+                  for pid in self.cluster.worker_pids or []]
+        return listed + [WorkerView(pid, job) for pid, job in by_pid.items()]
 
 
 @dataclass

@@ -10,6 +10,8 @@ first it simply expires, the job still truthfully `queued`.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from time import sleep
 from uuid import UUID
@@ -24,7 +26,7 @@ from django_q.signing import SignedPackage
 
 from jobs import conf
 from jobs.conf import TIMEOUT_GRACE_SECONDS
-from jobs.core import statements
+from jobs.core import clusters, statements
 from jobs.core.registry import get_task
 from jobs.exceptions import UnknownTaskError
 from jobs.models import Job, JobStatus, QueuePause
@@ -201,6 +203,22 @@ class JobTableBroker(Broker):
             self._listener = Listener(self.queues)
         self._listener.wait(Conf.POLL)
         self._listener.woke_due()
+
+    # django-q2's sentinel reports its processes through the broker's stats every
+    # guard cycle; the pids of its workers go to this cluster's registry row, once
+    # and again only when they change (a worker respawned), for the workers page.
+    _recorded_workers: tuple[int, ...] = ()
+
+    def set_stat(self, key: str, value: str, timeout: int) -> None:
+        super().set_stat(key, value, timeout)
+        try:
+            stat = SignedPackage.loads(value)
+            workers = tuple(sorted(pid for pid in stat.workers if pid))
+        except Exception:  # noqa: BLE001 - a stat we cannot read only costs the listing
+            return
+        if workers and workers != self._recorded_workers and clusters.record_worker_pids(
+                socket.gethostname(), os.getppid(), list(workers)):
+            self._recorded_workers = workers
 
     def queue_size(self) -> int:
         """Due jobs no cluster has reserved yet."""

@@ -27,6 +27,11 @@ def test_a_killed_cluster_is_gone_within_three_refreshes(cluster_factory, on_pos
     assert wait_for(lambda: Cluster.objects.get(pk=row.pk).jobs_in_hand == 1, timeout=15)
     job.refresh_from_db()
     assert job.lease_owner in {f"{row.host}:{pid}" for pid in Cluster.objects.get(pk=row.pk).pids}
+    # The sentinel said which of those processes are the two workers.
+    assert wait_for(lambda: len(Cluster.objects.get(pk=row.pk).worker_pids) == 2, timeout=10)
+    fresh = Cluster.objects.get(pk=row.pk)
+    assert set(fresh.worker_pids) <= set(fresh.pids)
+    assert int(job.lease_owner.rpartition(":")[2]) in fresh.worker_pids
 
     doomed.kill()
     killed_at = time.monotonic()

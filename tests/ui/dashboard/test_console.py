@@ -209,7 +209,7 @@ def test_the_favicon_is_not_a_404(client):
 def test_workers_show_each_busy_worker_and_grey_a_gone_cluster(ops_client):
     now = timezone.now()
     Cluster.objects.create(name="alive", host="h1", pid=1, queues=["default"], workers=2,
-                           pids=[11, 12], last_seen_at=now)
+                           pids=[10, 11, 12, 13], worker_pids=[11, 12], last_seen_at=now)
     Cluster.objects.create(name="killed", host="h2", pid=2, queues=["default"], workers=2,
                            pids=[21], last_seen_at=now - timedelta(minutes=5))
     busy = JobFactory(status=S.RUNNING, lease_owner="h1:11", started_at=now)
@@ -219,6 +219,9 @@ def test_workers_show_each_busy_worker_and_grey_a_gone_cluster(ops_client):
     assert short_id(busy.pk) in page and short_id(held.pk) in page
     assert "1 busy, 1 idle" in page
     assert "the reaper takes its jobs back" in page
+    # Every worker the sentinel reported, the idle one too, and no pusher or monitor.
+    assert "pid 11" in page and "pid 12" in page and "Idle" in page
+    assert "pid 10" not in page and "pid 13" not in page
 
 
 def test_task_figures_count_runs_success_and_failures(ops_client):
