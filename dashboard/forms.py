@@ -113,16 +113,33 @@ class JobFilterForm(forms.Form):
         return qd.urlencode()
 
 
-class BulkActionForm(forms.Form):
-    """Selected job ids plus where to report back; the action itself is in the URL."""
+class ActionForm(forms.Form):
+    """An action's form; the action itself is in the URL and given here as `action`.
+
+    Resolving dead letters needs a note saying why they are handled."""
+
+    note = forms.CharField(required=False, max_length=500)
+
+    def __init__(self, data: QueryDict, *, action: str) -> None:
+        super().__init__(data)
+        self.action = action
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.action == "resolve" and not data.get("note", "").strip():
+            raise ValidationError("Resolving dead letters needs a note: say why they are "
+                                  "handled.")
+        return data
+
+
+class BulkActionForm(ActionForm):
+    """Selected job ids plus where to report back."""
 
     filters = forms.CharField(required=False, widget=forms.HiddenInput)
     # "list" re-renders the list, "detail" the job page the action came from.
     origin = forms.ChoiceField(choices=[("list", "list"), ("detail", "detail")], required=False)
     # Set once the operator agreed to "Requeue 3 jobs?" (JS dialog or the confirm page).
     confirmed = forms.BooleanField(required=False)
-    # Why dead letters are handled: required by the resolve action (see the view).
-    note = forms.CharField(required=False, max_length=500)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -151,8 +168,7 @@ class QueuePauseForm(forms.Form):
             f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
 
 
-class BulkAllForm(forms.Form):
+class BulkAllForm(ActionForm):
     """An action on every job matching the filters (in `filters`, a list query string)."""
 
     filters = forms.CharField(required=False, max_length=4000)
-    note = forms.CharField(required=False, max_length=500)

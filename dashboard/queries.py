@@ -204,12 +204,9 @@ def job_page(qs: QuerySet[Job], after: Cursor | None, size: int) -> Page:
 def actions_for(user: Any, job: Job | None = None,
                 has_open_letter: bool = False) -> list[operations.Action]:
     """Actions the user may use; for one job, only those that can change it."""
-    actions = operations.available(user)
     if job is None:
-        return actions
-    return [a for a in actions
-            if a.applies(job.status)
-            and (a.name != "resolve" or has_open_letter)]
+        return operations.available(user)
+    return operations.available_for_job(user, job.status, has_open_letter)
 
 
 @dataclass

@@ -101,13 +101,10 @@ def job_action(request: HttpRequest, action: str) -> HttpResponse:
     chosen = operations.ACTIONS[action]
     if not chosen.allowed(request.user):  # a forged POST for a hidden button
         raise PermissionDenied(f"You may not {action} jobs.")
-    form = BulkActionForm(request.POST)
+    form = BulkActionForm(request.POST, action=action)
     if not form.is_valid():
         return _action_refused(request, form)
     data = form.cleaned_data
-    if action == "resolve" and not data["note"].strip():
-        form.add_error(None, "Resolving dead letters needs a note: say why they are handled.")
-        return _action_refused(request, form)
     if not data["confirmed"]:  # no JavaScript dialog happened: ask on a page
         return render(request, "dashboard/confirm.html",
                       {"action": chosen, "ids": data["ids"], "form": form})
@@ -332,11 +329,10 @@ def activity(request: HttpRequest) -> HttpResponse:
 
 
 def _operation_view(row: OperatorAction) -> dict[str, Any]:
-    action = operations.ACTIONS.get(row.action)
     stored = row.target.get("filter") if isinstance(row.target, dict) else None
     running = row.status == OperationStatus.RUNNING
-    return {"row": row, "label": action.label if action else row.action.replace("_", " ")
-            .capitalize(), "target": audit.describe_target(row.target),
+    return {"row": row, "label": operations.label(row.action),
+            "target": audit.describe_target(row.target),
             "report": bulk.report(row), "running": running,
             "handled": row.done + row.skipped,
             "filter_query": _filter_query(stored) if stored else ""}
@@ -372,10 +368,8 @@ def bulk_start(request: HttpRequest, action: str) -> HttpResponse:
         raise Http404(f"no action {action!r}")
     if not operations.ACTIONS[action].allowed(request.user):
         raise PermissionDenied(f"You may not {action} jobs.")
-    form = BulkAllForm(request.POST)
+    form = BulkAllForm(request.POST, action=action)
     filters = JobFilterForm(QueryDict(request.POST.get("filters", "")))
-    if form.is_valid() and action == "resolve" and not form.cleaned_data["note"].strip():
-        form.add_error(None, "Resolving dead letters needs a note: say why they are handled.")
     if not form.is_valid() or not filters.is_valid():
         problems = [str(e) for e in form.non_field_errors()] + [
             f"{name}: {' '.join(errors)}" for name, errors in

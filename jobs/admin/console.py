@@ -52,8 +52,7 @@ class OperatorActionAdmin(ReadOnly):
 
     @admin.display(description="action")
     def action_label(self, obj: OperatorAction) -> str:
-        known = operations.ACTIONS.get(obj.action)
-        return known.label if known else obj.action.replace("_", " ").capitalize()
+        return operations.label(obj.action)
 
     @admin.display(description="applied to")
     def target_text(self, obj: OperatorAction) -> str:

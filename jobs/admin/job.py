@@ -196,16 +196,14 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
 
     change_form_template = "admin/jobs/job/change_form.html"
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict | None = None) -> HttpResponse:
-        job = self.get_object(request, object_id)
-        buttons = []
-        if job is not None:
-            has_letter = DeadLetter.objects.filter(job=job, resolved_at__isnull=True).exists()
-            buttons = [a for a in operations.available(request.user)
-                       if a.applies(job.status) and (a.name != "resolve" or has_letter)]
-        return super().change_view(request, object_id, form_url,
-                                   {**(extra_context or {}), "job_actions": buttons})
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any],
+                           add: bool = False, change: bool = False, form_url: str = "",
+                           obj: Job | None = None) -> HttpResponse:
+        if obj is not None:  # the job change_view already read, not a second query for it
+            has_letter = DeadLetter.objects.filter(job=obj, resolved_at__isnull=True).exists()
+            context["job_actions"] = operations.available_for_job(request.user, obj.status,
+                                                                  has_letter)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def act_view(self, request: HttpRequest, job_id: Any, action: str) -> HttpResponse:
         """POST only (CSRF-checked by the admin); back to this job's page, never to a

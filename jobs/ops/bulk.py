@@ -69,17 +69,13 @@ def run(operation_id: int) -> dict[str, Any]:
         with transaction.atomic():
             result = action.run(ids, row.user, **({"note": row.note} if row.note and
                                                    action.name == "resolve" else {}))
-            skipped = len(result.skipped)
             reasons = dict(row.skipped_reasons)
-            if skipped:
-                reasons[action.skipped_reason] = reasons.get(action.skipped_reason, 0) + skipped
-            if result.requested:
-                key = operations.ASKED_TO_STOP
-                reasons[key] = reasons.get(key, 0) + len(result.requested)
+            for why, n in operations.skip_reasons(action, result).items():
+                reasons[why] = reasons.get(why, 0) + n
             cursor = str(ids[-1])
             OperatorAction.objects.filter(pk=row.pk, status=OperationStatus.RUNNING).update(
                 done=F("done") + len(result.done),
-                skipped=F("skipped") + skipped + len(result.requested),
+                skipped=F("skipped") + len(result.skipped) + len(result.requested),
                 skipped_reasons=reasons, cursor=cursor)
             row.skipped_reasons = reasons
     row.refresh_from_db()

@@ -18,7 +18,8 @@ from django.db.models import Min
 from django.utils import timezone
 
 from jobs import conf
-from jobs.models import RUNNABLE_STATUSES, Cluster, DeadLetter, Job, QueuePause
+from jobs.core import queues
+from jobs.models import RUNNABLE_STATUSES, Cluster, DeadLetter, Job
 
 
 def check(now: datetime | None = None) -> dict[str, Any]:
@@ -32,10 +33,9 @@ def check(now: datetime | None = None) -> dict[str, Any]:
             stopped_at__isnull=True,
             last_seen_at__gte=now - timedelta(seconds=settings.health_cluster_seconds),
         ).count()
-        paused = QueuePause.objects.values("queue")
+        paused = queues.paused()
         oldest = (Job.objects.filter(status__in=RUNNABLE_STATUSES, run_after__lte=now)
                   .exclude(queue__in=paused).aggregate(oldest=Min("run_after"))["oldest"])
-        paused_count = paused.count()
         dead = DeadLetter.objects.filter(resolved_at__isnull=True).count()
     except DatabaseError as exc:
         return {"healthy": False, "database": "unreachable",
@@ -53,6 +53,6 @@ def check(now: datetime | None = None) -> dict[str, Any]:
         "clusters_seen": seen,
         "oldest_due_wait_seconds": round(wait, 3),
         "unresolved_dead_letters": dead,
-        "paused_queues": paused_count,
+        "paused_queues": len(paused),
         "problems": problems,
     }

@@ -101,6 +101,26 @@ def available(user: Any) -> list[Action]:
     return [a for a in ACTIONS.values() if a.allowed(user)]
 
 
+def label(name: str) -> str:
+    """What screens call an action (also one the audit log keeps, like "pause_queue")."""
+    known = ACTIONS.get(name)
+    return known.label if known else name.replace("_", " ").capitalize()
+
+
+def available_for_job(user: Any, status: str, has_open_letter: bool) -> list[Action]:
+    """The buttons one job's page offers `user`: only actions that can change it."""
+    return [a for a in available(user)
+            if a.applies(status) and (a.name != "resolve" or has_open_letter)]
+
+
+def skip_reasons(action: Action, result: BulkResult) -> dict[str, int]:
+    """What an action left alone and why, counted, as the audit log keeps it."""
+    reasons = {action.skipped_reason: len(result.skipped)} if result.skipped else {}
+    if result.requested:
+        reasons[ASKED_TO_STOP] = len(result.requested)
+    return reasons
+
+
 def perform(name: str, user: Any, job_ids: Iterable[UUID | str], **options: Any) -> Report:
     """Run action `name` on `job_ids` for `user`, or raise PermissionDenied / KeyError."""
     action = ACTIONS[name]
@@ -109,12 +129,9 @@ def perform(name: str, user: Any, job_ids: Iterable[UUID | str], **options: Any)
     ids = [UUID(str(pk)) for pk in job_ids]
     report = Report(action, action.run(ids, user, **options))
     r = report.result
-    reasons = {action.skipped_reason: len(r.skipped)} if r.skipped else {}
-    if r.requested:
-        reasons[ASKED_TO_STOP] = len(r.requested)
     audit.record(name, user, {"ids": [str(pk) for pk in ids[:AUDIT_IDS]]},
-                 done=len(r.done), skipped=len(r.skipped) + len(r.requested), reasons=reasons,
-                 note=options.get("note", ""))
+                 done=len(r.done), skipped=len(r.skipped) + len(r.requested),
+                 reasons=skip_reasons(action, r), note=options.get("note", ""))
     return report
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
@@ -22,18 +22,28 @@ def status_counts() -> dict[str, int]:
     return {status.value: counts.get(status.value, 0) for status in JobStatus}
 
 
+def waiting_by_queue(now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """Per queue with runnable jobs: how many are due now, how many wait for a later
+    run_after, and when the oldest due one became due. One grouped query on the
+    due-job partial index, however many jobs have finished."""
+    now = now or timezone.now()
+    due = Q(run_after__lte=now)
+    rows = (
+        Job.objects.filter(status__in=JobStatus.runnable())
+        .order_by().values("queue")
+        .annotate(due=Count("pk", filter=due), later=Count("pk", filter=~due),
+                  oldest=Min("run_after", filter=due))
+    )
+    return {r["queue"]: r for r in rows}
+
+
 def queue_depths(now: datetime | None = None) -> list[dict[str, Any]]:
     """Per queue: jobs due now and waiting, and how long the oldest has waited."""
     now = now or timezone.now()
-    rows = (
-        Job.objects.filter(status__in=JobStatus.runnable(), run_after__lte=now)
-        .order_by().values("queue")
-        .annotate(depth=Count("pk"), oldest=Min("run_after"))
-        .order_by("queue")
-    )
+    waiting = waiting_by_queue(now)
     return [
-        {"queue": r["queue"], "depth": r["depth"], "oldest_age": now - r["oldest"]}
-        for r in rows
+        {"queue": name, "depth": r["due"], "oldest_age": now - r["oldest"]}
+        for name, r in sorted(waiting.items()) if r["due"]
     ]
 
 

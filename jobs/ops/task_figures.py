@@ -17,7 +17,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Q,
+    Window,
+)
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from jobs.models import Job, JobStatus
@@ -86,18 +95,21 @@ def figures(window: str = "1h", task_name: str | None = None,
     for r in failed.order_by().values("task_name").annotate(n=Count("pk")):
         row(r["task_name"]).failures = r["n"]
     if not postgres:
-        for f in out.values():
-            f.p50, f.p95 = _percentiles(finished.filter(task_name=f.task_name))
+        for name, values in _newest_run_times(finished).items():
+            out[name].p50, out[name].p95 = _at(values, 0.5), _at(values, 0.95)
     return sorted(out.values(), key=lambda f: (-f.runs, f.task_name))
 
 
-def _percentiles(qs: Any) -> tuple[timedelta | None, timedelta | None]:
-    values = sorted(d for d in qs.filter(started_at__isnull=False).order_by("-finished_at")
-                    .annotate(run_time=_RUN_TIME).values_list("run_time", flat=True)
-                    [:MAX_SAMPLES] if d is not None)
-    if not values:
-        return None, None
-    return _at(values, 0.5), _at(values, 0.95)
+def _newest_run_times(finished: Any) -> dict[str, list[timedelta]]:
+    """Each task's newest MAX_SAMPLES run times, sorted: one query for every task."""
+    newest = Window(RowNumber(), partition_by=F("task_name"), order_by=F("finished_at").desc())
+    rows = (finished.filter(started_at__isnull=False).annotate(rank=newest, run_time=_RUN_TIME)
+            .filter(rank__lte=MAX_SAMPLES).values_list("task_name", "run_time"))
+    by_task: dict[str, list[timedelta]] = {}
+    for name, run_time in rows:
+        if run_time is not None:
+            by_task.setdefault(name, []).append(run_time)
+    return {name: sorted(values) for name, values in by_task.items()}
 
 
 def _at(values: list[timedelta], fraction: float) -> timedelta:
