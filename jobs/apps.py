@@ -4,6 +4,7 @@ from importlib import import_module
 from importlib.util import find_spec
 
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import pre_save
 from django.utils.module_loading import autodiscover_modules
 
@@ -17,6 +18,7 @@ class JobsConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from jobs import checks, conf  # noqa: F401 - registers the system checks
+        from jobs.core import sqlite
         from jobs.core.context import install_log_context
         from jobs.models import Schedule
         from jobs.scheduling.firing import validate_and_plan
@@ -39,3 +41,5 @@ class JobsConfig(AppConfig):
         # Each django-q2 worker learns the drain/interrupt signals and opens its
         # heartbeat connection at spawn.
         post_spawn.connect(on_worker_spawn, dispatch_uid="jobs-worker-spawn")
+        # SQLite: no request waits for a WAL checkpoint; the clusters make them.
+        connection_created.connect(sqlite.on_connection_created, dispatch_uid="jobs-sqlite")

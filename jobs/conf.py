@@ -68,6 +68,10 @@ DEFAULTS: dict[str, Any] = {
     "PRIORITY_AGING_SECONDS": 10.0,
     # PostgreSQL: an idle cluster is woken by LISTEN/NOTIFY, and polls anyway this often.
     "LISTEN_FALLBACK_SECONDS": 1.0,
+    # SQLite: a connection copies the WAL back into the database by itself only
+    # past this many pages; below it every cluster does so in the background
+    # (jobs.core.sqlite). 0 leaves SQLite's own threshold (1,000 pages).
+    "SQLITE_AUTOCHECKPOINT_PAGES": 10_000,
     # Each cluster refreshes its row in the cluster registry this often; a row not
     # refreshed for three intervals is shown as gone, and deleted after a day.
     "CLUSTER_REFRESH_SECONDS": 5.0,
@@ -104,6 +108,7 @@ class JobsSettings:
     max_delay_days: int
     priority_aging_seconds: float
     listen_fallback_seconds: float
+    sqlite_autocheckpoint_pages: int
     cluster_refresh_seconds: float
     health_cluster_seconds: float
     health_max_wait_seconds: float

@@ -24,20 +24,32 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections, connection
 
 from jobs import conf
+from jobs.core import sqlite
 from jobs.scheduling.firing import fire_due
 from jobs.worker.reaper import sweep
 
 logger = logging.getLogger("jobs.maintenance")
 
 SCHEDULER_INTERVAL_SECONDS = 0.5
+CHECKPOINT_INTERVAL_SECONDS = 0.5
 
 
 def periodic() -> list[tuple[str, Callable[[], object], float]]:
     """(name, function, seconds between runs): what every cluster does besides jobs."""
-    return [
+    jobs: list[tuple[str, Callable[[], object], float]] = [
         ("reaper", sweep, conf.get().reaper_interval_seconds),
         ("scheduler", fire_due, SCHEDULER_INTERVAL_SECONDS),
     ]
+    if connection.vendor == "sqlite":
+        jobs.append(("checkpoint", checkpoint, CHECKPOINT_INTERVAL_SECONDS))
+    return jobs
+
+
+def checkpoint() -> None:
+    """SQLite: copy the WAL into the database here, so that no commit of a request
+    or a worker has to (jobs.core.sqlite)."""
+    with connection.cursor() as cursor:
+        sqlite.checkpoint(cursor)
 
 
 # Periodic functions that must not run while heartbeats may still be catching up.
