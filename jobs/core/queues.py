@@ -65,5 +65,7 @@ def notify_runnable(queue: str) -> None:
     """Tell listening clusters that `queue` may have due jobs (sent at commit)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s || ' ' || extract(epoch FROM now()))",
+            # No job named: listening clusters reserve the queue's best due jobs.
+            cursor.execute("SELECT pg_notify(%s, json_build_object("
+                           "'q', %s::text, 'at', extract(epoch FROM now()))::text)",
                            [CHANNEL, queue])

@@ -52,7 +52,19 @@ def _epoch(column: str) -> str:
 
 
 def _reserve(queues: list[str], limit: int, seconds: float | None) -> list[tuple[UUID, str]]:
-    """One statement: pick the best due jobs of queues not paused and reserve them.
+    """One statement: pick the best due jobs of queues not paused and reserve them."""
+    sql, params = reservation(queues, limit, seconds)
+    with statements.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # RETURNING does not keep the subquery's order; restore best-first.
+    aging = conf.get().priority_aging_seconds
+    rows.sort(key=lambda row: (-(row[1] * aging - _timestamp(row[2])), str(row[2])))
+    return [(row[0] if isinstance(row[0], UUID) else UUID(row[0]), row[3]) for row in rows]
+
+
+def reservation(queues: list[str], limit: int, seconds: float | None) -> tuple[str, list]:
+    """The reservation statement and its parameters.
 
     Best means highest effective priority: a job's priority plus one point for
     every JOBS['PRIORITY_AGING_SECONDS'] it has been due. Only two small sets
@@ -85,27 +97,29 @@ def _reserve(queues: list[str], limit: int, seconds: float | None) -> list[tuple
         " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous"
         if connection.vendor == "postgresql" and transaction.get_autocommit() else ""
     )
+    # Each candidate set is read (and locked) straight off its partial index, and
+    # only the chosen rows are looked up again, by primary key. An earlier form
+    # looked the candidates up again with `id IN (...) AND <due>`, and PostgreSQL,
+    # with statistics taken while the table was empty (a queue table often is),
+    # read every job of the queue for it: 6 ms per reservation instead of 0.2
+    # with a backlog of 6,000. Locking both sets (up to twice `limit` rows) keeps
+    # other clusters off the unchosen ones only until this statement commits.
+    chosen = "= ANY(ARRAY(SELECT id FROM chosen))" if connection.vendor == "postgresql" \
+        else "IN (SELECT id FROM chosen)"
     sql = (
-        f"UPDATE {table} SET reserved_until = %s{asynchronous} WHERE id IN ("
-        f" SELECT id FROM {table} WHERE id IN ("
-        f"  SELECT id FROM (SELECT id FROM {table} WHERE {due}"
-        "   ORDER BY priority DESC, run_after LIMIT %s) AS best"
-        f"  UNION SELECT id FROM (SELECT id FROM {table} WHERE {due}"
-        "   ORDER BY run_after LIMIT %s) AS oldest"
-        f" ) AND {due}"
-        f" ORDER BY priority * %s - {_epoch('run_after')} DESC, run_after LIMIT %s{skip_locked}"
-        ") RETURNING id, priority, run_after, task_name"
+        f"WITH best AS (SELECT id, priority, run_after FROM {table} WHERE {due}"
+        f"  ORDER BY priority DESC, run_after LIMIT %s{skip_locked}),"
+        f" oldest AS (SELECT id, priority, run_after FROM {table} WHERE {due}"
+        f"  ORDER BY run_after LIMIT %s{skip_locked}),"
+        " chosen AS (SELECT id FROM (SELECT * FROM best UNION SELECT * FROM oldest) AS c"
+        f"  ORDER BY priority * %s - {_epoch('run_after')} DESC, run_after LIMIT %s)"
+        f" UPDATE {table} SET reserved_until = %s{asynchronous} WHERE id {chosen}"
+        " RETURNING id, priority, run_after, task_name"
     )
     due_params = [*queues, adapt(now), adapt(now)]
-    params = [adapt(now + timedelta(seconds=seconds)), *due_params, limit, *due_params, limit,
-              *due_params, settings.priority_aging_seconds, limit]
-    with statements.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    # RETURNING does not keep the subquery's order; restore best-first.
-    aging = settings.priority_aging_seconds
-    rows.sort(key=lambda row: (-(row[1] * aging - _timestamp(row[2])), str(row[2])))
-    return [(row[0] if isinstance(row[0], UUID) else UUID(row[0]), row[3]) for row in rows]
+    params = [*due_params, limit, *due_params, limit, settings.priority_aging_seconds, limit,
+              adapt(now + timedelta(seconds=seconds))]
+    return sql, params
 
 
 def _timestamp(value: object) -> float:
@@ -189,20 +203,28 @@ class JobTableBroker(Broker):
             connection.close()
             sleep(Conf.POLL)
             return None
+        reserved = reserved or self._idle()
         if not reserved:
-            self._idle()
             return None
         return [(str(pk), SignedPackage.dumps(package(pk, name))) for pk, name in reserved]
 
-    def _idle(self) -> None:
-        """Nothing due: wait for a notification on PostgreSQL (jobs.worker.wakeup), else poll."""
+    def _idle(self) -> list[tuple[UUID, str]]:
+        """Nothing due: wait for a notification on PostgreSQL (jobs.worker.wakeup), else poll.
+
+        Returns the jobs heard of while waiting, to hand to workers without reserving
+        them first (an idle cluster has nothing that ranks before them); empty: reserve.
+        Until a worker claims it, such a job is still queued, and the next reservation
+        may hand it over again: the claim gives it to one worker, the other's claim
+        changes nothing (a statement lost now and then, on a cluster that was idle).
+        """
         if not Listener.available():
             sleep(Conf.POLL)
-            return
+            return []
         if self._listener is None:
             self._listener = Listener(self.queues)
-        self._listener.wait(Conf.POLL)
+        heard = self._listener.wait(Conf.POLL, limit=Conf.BULK)
         self._listener.woke_due()
+        return [(UUID(pk), name) for pk, name in heard]
 
     # django-q2's sentinel reports its processes through the broker's stats every
     # guard cycle; the pids of its workers go to this cluster's registry row, once

@@ -1,18 +1,27 @@
 """Waking a cluster when work arrives, instead of waiting for its next poll.
 
 On PostgreSQL the pusher LISTENs on `jobs_runnable`, which a trigger notifies
-at the commit that makes a job runnable (jobs/migrations/0002). Between
-notifications it waits until the earliest `run_after` it has heard of, or at
-most JOBS['LISTEN_FALLBACK_SECONDS'], then polls anyway: a notification that is lost (a
-dropped connection) costs at most that long. On SQLite there is nothing to
-listen to and the pusher polls every Q_POLL.
+at the commit that makes a job runnable (jobs/migrations/0002, 0009), naming
+the job. Between notifications it waits until the earliest `run_after` it has
+heard of, or at most JOBS['LISTEN_FALLBACK_SECONDS'], then polls anyway: a
+notification that is lost (a dropped connection) costs at most that long. On
+SQLite there is nothing to listen to and the pusher polls every Q_POLL.
+
+A job heard of while the pusher waits is handed to a worker by its id, with no
+reservation first: the cluster was idle, so nothing it could reserve ranks
+before it, and the worker's claim is the fence whoever else heard of it.
+Notifications that piled up while the pusher was busy are read in one go and
+answered with one reservation, not one each: its reservations have already
+seen most of those jobs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import psycopg
 from django.db import connection
@@ -22,6 +31,38 @@ from jobs.core.queues import CHANNEL
 
 logger = logging.getLogger("jobs.wakeup")
 
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One notification: a job of `queue` runnable from `due` (epoch seconds).
+
+    `job_id` and `task_name` are empty when no job is named (a queue resumed, or
+    a trigger older than migration 0009): then the queue is to be looked at.
+    """
+
+    queue: str
+    due: float
+    job_id: str = ""
+    task_name: str = ""
+
+    @classmethod
+    def parse(cls, payload: str) -> Heard | None:
+        try:
+            note = json.loads(payload)
+            return cls(str(note["q"]), float(note["at"]), str(note.get("id", "")),
+                       str(note.get("t", "")))
+        except (ValueError, TypeError, KeyError):
+            pass
+        queue, _, epoch = payload.rpartition(" ")  # before 0009: "<queue> <epoch>"
+        try:
+            return cls(queue, float(epoch))
+        except ValueError:
+            return None
+
+
+# What Listener.wait hands back: a job to run now, by id and task name.
+Due = tuple[str, str]
 
 
 class Listener:
@@ -36,49 +77,79 @@ class Listener:
     def available() -> bool:
         return connection.vendor == "postgresql"
 
-    def wait(self, poll: float) -> None:
+    def wait(self, poll: float, limit: int = 1) -> list[Due]:
         """Return when a served queue may have a due job: notified, a delayed job came
-        due, or the fallback interval passed. Never raises: falls back to sleeping."""
+        due, or the fallback interval passed. Never raises: falls back to sleeping.
+
+        Returns the jobs to hand to workers by id: those heard of during this wait,
+        due now, at most `limit`. Empty means: reserve (look at the queues).
+        """
         try:
             if self._conn is None or self._conn.closed:
                 # Just (re)connected: anything that arrived before LISTEN was not heard,
                 # so go and look now.
                 self._connect()
-                return
-            conn = self._conn
+                return []
+            # Heard while the pusher was busy: answered with one reservation.
+            if self._due(self._read(0.0)) is not None:
+                return []
             deadline = time.monotonic() + self._timeout()
             while (left := deadline - time.monotonic()) > 0:
-                for note in conn.notifies(timeout=left, stop_after=1):
-                    if self._due_now(note.payload):
-                        return
-                    break  # a delayed job or another queue: wait on, maybe less long
-                else:
-                    return  # the wait ran out: poll
+                burst = self._read(left, stop_after=1)
+                if not burst:
+                    return []  # the wait ran out: poll
+                due = self._due(burst + self._read(0.0))
+                if due is not None:
+                    return due if len(due) <= limit else []  # many: reserve the best
+                # A delayed job or another queue: wait on, maybe less long.
                 deadline = min(deadline, time.monotonic() + self._timeout())
+            return []
         except psycopg.Error:
             logger.warning("listening for new jobs failed; polling until it reconnects",
                            exc_info=True)
             self.close()
             time.sleep(poll)
+            return []
+
+    def _read(self, timeout: float, stop_after: int | None = None) -> list[str]:
+        """Notifications received within `timeout` (0: only those already here)."""
+        assert self._conn is not None
+        payloads: list[str] = []
+        while True:
+            got = [n.payload for n in self._conn.notifies(timeout=timeout, stop_after=stop_after)]
+            payloads += got
+            if stop_after is not None or not got or timeout:
+                return payloads
+
+    def _due(self, payloads: list[str]) -> list[Due] | None:
+        """The named jobs of served queues due now; [] if a queue is due but no job is
+        named; None if nothing is due now (delayed jobs are remembered)."""
+        named: list[Due] = []
+        anything = False
+        now = time.time() + 0.001
+        for payload in payloads:
+            heard = Heard.parse(payload)
+            if heard is None:
+                anything = True  # unreadable: look at the queues
+                continue
+            if heard.queue not in self.queues:
+                continue
+            if heard.due > now:
+                self.next_due = heard.due if self.next_due is None else min(self.next_due,
+                                                                              heard.due)
+                continue
+            anything = True
+            if heard.job_id:
+                named.append((heard.job_id, heard.task_name))
+            else:
+                return []
+        return named if anything else None
 
     def _timeout(self) -> float:
         limit = conf.get().listen_fallback_seconds
         if self.next_due is not None:
             limit = min(limit, max(self.next_due - time.time(), 0.0))
         return limit
-
-    def _due_now(self, payload: str) -> bool:
-        queue, _, epoch = payload.rpartition(" ")
-        if queue not in self.queues:
-            return False
-        try:
-            due = float(epoch)
-        except ValueError:
-            return True
-        if due <= time.time() + 0.001:
-            return True
-        self.next_due = due if self.next_due is None else min(self.next_due, due)
-        return False
 
     def woke_due(self) -> None:
         """After a reservation round: forget delayed times that have passed."""

@@ -10,6 +10,7 @@ from jobs.core import queues, transitions
 from jobs.exceptions import InvalidQueueName
 from jobs.models import Job, JobStatus, QueuePause
 from jobs.worker.broker import reserve_due
+from jobs.worker.wakeup import Heard
 from tests.factories import JobFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -71,4 +72,6 @@ def test_resume_wakes_listening_clusters_at_commit_only(listening):
     assert QueuePause.objects.filter(queue="emails").exists()  # still paused
     assert queues.resume("emails")
     (payload,) = [n.payload for n in listening.notifies(timeout=1, stop_after=1)]
-    assert payload.startswith("emails ")
+    heard = Heard.parse(payload)
+    assert heard is not None and heard.queue == "emails"
+    assert heard.job_id == "", "no job named: the clusters reserve the queue's best"

@@ -1,12 +1,14 @@
+import json
 import pickle
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_q.signing import SignedPackage
 
 from jobs.models import Job, JobStatus
-from jobs.worker.broker import JobTableBroker, package, reserve_due
+from jobs.worker.broker import JobTableBroker, package, reservation, reserve_due
 from jobs.worker.runner import execute
 from tests.factories import JobFactory
 
@@ -99,3 +101,23 @@ def test_the_longest_due_job_is_a_candidate_however_many_outrank_it_by_priority(
         JobFactory(priority=5, run_after=now - timedelta(seconds=1))
     starved = JobFactory(priority=0, run_after=now - timedelta(seconds=60))
     assert reserve_due("default", 2)[0] == starved.pk
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_reservation_reads_only_its_candidates_whatever_the_statistics_say(on_postgres):
+    """Statistics taken while the table was empty (a queue table often is) once made
+    PostgreSQL read every job of the queue for each reservation: 6 ms instead of 0.2."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")  # empty now
+    Job.objects.bulk_create(JobFactory.build_batch(3000, queue="default"))
+    sql, params = reservation(["default"], 4, None)
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params)
+        (plan,) = cursor.fetchone()[0]
+        cursor.execute("ROLLBACK")
+    blocks = plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
+    # A few pages of two partial indexes and of the four rows chosen, not the
+    # hundreds of pages 3,000 jobs fill.
+    assert blocks < 100, json.dumps(plan, indent=1)
