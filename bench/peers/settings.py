@@ -34,7 +34,9 @@ if PEER == "django-q2":
     # own ORM broker; save_limit stays at its default (results saved, pruned to 250).
     Q_CLUSTER = {"name": "default", "workers": 2, "orm": "default", "bulk": 4,
                  "poll": 0.05, "retry": 3600, "timeout": 3000, "max_attempts": 1,
-                 "ack_failures": True, "catch_up": False, "label": "Cluster"}
+                 "ack_failures": True, "catch_up": False, "label": "Cluster",
+                 # As config.settings logs django-q (WARNING): no line per enqueue.
+                 "log_level": "WARNING"}
 elif PEER == "django-tasks-db":
     INSTALLED_APPS += ["django_tasks", "django_tasks_db"]
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

@@ -1,4 +1,4 @@
-"""Job ids are UUIDv7: ordered by creation time, random where the lists look."""
+"""Job ids are UUIDv7: ordered by creation time, at both ends."""
 
 import uuid
 
@@ -29,6 +29,17 @@ def test_ids_of_one_millisecond_differ_where_the_lists_look(monkeypatch):
     # The first 8 digits are the clock, the same for all; the tail tells them apart.
     assert len({str(u)[:8] for u in made}) == 1
     assert len({short_id(u) for u in made}) == 1000
+
+
+def test_the_shown_tail_follows_the_clock_so_its_index_grows_in_one_place(monkeypatch):
+    """A random tail put each entry of job_id_tail_idx on a random page of it."""
+    start = 1_900_000_000_000_000_000  # ns
+    clock = iter(range(start, start + 10**9, 7_000))  # a job every 7 microseconds
+    monkeypatch.setattr(ids.time, "time_ns", lambda: next(clock))
+    monkeypatch.setattr(ids, "_last_micros", 0)
+    tails = [int(short_id(uuid7()), 16) for _ in range(500)]
+    assert tails == sorted(tails) and tails[-1] - tails[0] == 499 * 7
+    assert tails[0] == (start // 1000) % 2**32
 
 
 def test_new_jobs_get_uuid7_ids(db):
