@@ -17,9 +17,10 @@ a column a newer migration adds must not break a running worker.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 try:
@@ -42,24 +43,32 @@ M = TypeVar("M", bound=Model)
 _NEVER_AUTOMATICALLY = 2**31
 
 
+def _connection() -> Any:
+    # The thread's connection itself: every attribute read through django.db's
+    # `connection` proxy is a thread-local lookup, and the worker's path made dozens
+    # per job.
+    return connections[DEFAULT_DB_ALIAS]
+
+
 def cursor() -> Any:
     """A Django cursor whose parameters the server binds (psycopg 3), else a plain one."""
-    if _ServerBindingCursor is None or connection.vendor != "postgresql" or (
-        connection.queries_logged  # DEBUG or a test capturing: the log wants the SQL text
+    conn = _connection()
+    if _ServerBindingCursor is None or conn.vendor != "postgresql" or (
+        conn.queries_logged  # DEBUG or a test capturing: the log wants the SQL text
     ):
-        return connection.cursor()
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    raw = connection.connection
+        return conn.cursor()
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    raw = conn.connection
     if not isinstance(raw, _PsycopgConnection):
-        return connection.cursor()
+        return conn.cursor()
     if raw.prepare_threshold is None and issubclass(raw.cursor_factory, _ClientBindingCursor):
         # Django's default: client-side binding, which never prepares, and psycopg's
         # preparation switched off. Switch it on for what asks for it (only these
         # statements do) and never automatically.
         raw.prepare_threshold = _NEVER_AUTOMATICALLY
-    with connection.wrap_database_errors:
-        return connection.make_cursor(_PreparingCursor(raw))
+    with conn.wrap_database_errors:
+        return conn.make_cursor(_PreparingCursor(raw))
 
 
 def fetchone(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple | None:
@@ -76,13 +85,25 @@ def columns(model: type[Model]) -> str:
 def instance(model: type[M], row: Sequence[Any]) -> M:
     """A model instance from a row in `columns(model)` order (plus anything after it),
     converted as Django converts what it reads (JSON text, say)."""
-    fields = model._meta.concrete_fields
+    conn = _connection()
+    attnames, converters = _reading(model, conn)
     values = []
-    for field, value in zip(fields, row, strict=False):
-        column = field.get_col(model._meta.db_table)
-        # As Django's compiler does: the backend's converters, then the field's.
-        for convert in [*connection.ops.get_db_converters(column),
-                        *field.get_db_converters(connection)]:
-            value = convert(value, column, connection)
+    for (column, convert), value in zip(converters, row, strict=False):
+        for one in convert:
+            value = one(value, column, conn)
         values.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
+    return model.from_db(conn.alias, attnames, values)
+
+
+@lru_cache(maxsize=64)  # a few connections per process (one per thread)
+def _reading(model: type[Model], conn: Any) -> tuple[list[str], list[tuple[Any, list[Any]]]]:
+    """Per model and connection, once: the attribute names, and each column with
+    Django's converters for it (the backend's, then the field's, as its compiler
+    applies them)."""
+    fields = model._meta.concrete_fields
+    converters = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        converters.append((column, [*conn.ops.get_db_converters(column),
+                                    *field.get_db_converters(conn)]))
+    return [f.attname for f in fields], converters
