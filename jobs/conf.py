@@ -191,7 +191,9 @@ Q_CLUSTER_DEFAULTS: dict[str, Any] = {
     "workers": 2,
     "broker_class": BROKER,
     "orm": "default",
-    "bulk": 4,
+    # Jobs reserved per statement; None: POSTGRESQL_BULK or SQLITE_BULK
+    # (jobs.worker.broker.reservation_size).
+    "bulk": None,
     "poll": 0.05,
     "save_limit": -1,
     # django-q2's own re-delivery and timeout are not used: the Job row's status
@@ -205,6 +207,7 @@ Q_CLUSTER_DEFAULTS: dict[str, Any] = {
     "scheduler": False,
     "label": "Cluster",
 }
+POSTGRESQL_BULK, SQLITE_BULK = 4, 16
 # Environment variables q_cluster_from_env() reads, and the key each sets.
 Q_ENV = {"Q_CLUSTER_NAME": "name", "Q_WORKERS": "workers", "Q_BULK": "bulk",
          "Q_POLL": "poll", "Q_RETRY": "retry", "Q_TIMEOUT": "timeout"}
@@ -225,6 +228,6 @@ def q_cluster_from_env(env: environ.Env | None = None, **overrides: Any) -> dict
     given = {}
     for var, key in Q_ENV.items():
         if var in env.ENVIRON:
-            cast = type(Q_CLUSTER_DEFAULTS[key])
+            cast = int if key == "bulk" else type(Q_CLUSTER_DEFAULTS[key])
             given[key] = {str: env.str, int: env.int, float: env.float}[cast](var)
     return q_cluster(**given, **overrides)

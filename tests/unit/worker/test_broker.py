@@ -5,10 +5,17 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
 from jobs.models import Job, JobStatus
-from jobs.worker.broker import JobTableBroker, package, reservation, reserve_due
+from jobs.worker.broker import (
+    JobTableBroker,
+    package,
+    reservation,
+    reservation_size,
+    reserve_due,
+)
 from jobs.worker.runner import execute
 from tests.factories import JobFactory
 
@@ -128,6 +135,36 @@ def test_a_reservation_reads_only_its_candidates_whatever_the_statistics_say(on_
         "job_due_idx", "job_due_age_idx", "jobs_job_pkey"}, json.dumps(plan, indent=1)
     read = sum(node["Shared Hit Blocks"] + node["Shared Read Blocks"] for node in scans)
     assert read < 50, json.dumps(plan, indent=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_candidate_set_is_read_in_its_own_index_order():
+    """Neither database may sort the whole backlog to find the `limit` best: on
+    SQLite, with no statistics, `best` once read every due job off job_due_age_idx
+    and sorted it, inside the write transaction every worker waits on."""
+    Job.objects.bulk_create(JobFactory.build_batch(500, queue="default"))
+    sql, params = reservation(["default"], 4, None)
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plan = [row[3] for row in cursor.fetchall()]
+            best = plan[plan.index("CO-ROUTINE best"):plan.index("SCAN best")]
+            assert any("job_due_idx" in step for step in best), plan
+            assert not any("TEMP B-TREE" in step for step in best), plan
+            return
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        (plan,) = cursor.fetchone()[0]
+    sorts = [n for n in _nodes(plan["Plan"]) if n["Node Type"] == "Sort"
+             and any(m.get("Relation Name") == "jobs_job" for m in _nodes(n))]
+    assert sorts == [], json.dumps(plan, indent=1)
+
+
+def test_q_bulk_sets_the_reservation_size_else_the_database_does(monkeypatch):
+    """SQLite's one write lock makes fewer, bigger reservations pay (16 a time)."""
+    monkeypatch.setattr(Conf, "BULK", None)  # jobs.conf.q_cluster() leaves it unset
+    assert reservation_size() == (16 if connection.vendor == "sqlite" else 4)
+    monkeypatch.setattr(Conf, "BULK", 7)  # Q_BULK=7
+    assert reservation_size() == 7
 
 
 def _nodes(node: dict) -> list[dict]:
