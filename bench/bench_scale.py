@@ -1,6 +1,6 @@
 """Scale-out and growth: drain with 1, 2 and 4 clusters, and the cost of a big table.
 
-    .venv/bin/python bench/bench_scale.py [--quick] [--only scale|growth|profile] [--rows N]
+    .venv/bin/python bench/bench_scale.py [--quick] [--only scale|growth|cpu|profile] [--rows N]
         [--reps N] [--jobs N] [--keep]
 
 scale   N no-op jobs drained by 1, 2 and 4 clusters (2 workers each, `qcluster --name`)
@@ -12,6 +12,11 @@ growth  the same measurements on two databases side by side: bench_growth_empty 
         calls, autocommit), the in-process claim rate (claim, run, succeed), and the
         drain of N jobs by one cluster. Goal (issue 13): no figure more than 10 % worse
         on the full database; the due-job indexes stay small (their sizes are printed).
+
+cpu     one cluster draining no-op jobs: CPU time per job of each process (the
+        cluster's workers, its other processes, the database's backends) over a 4 s
+        window of the steady drain, read from /proc; 2 cores that are all busy make
+        this, not waiting, what bounds the drain.
 
 profile one cluster draining no-op jobs, sampled with py-spy (`pip install py-spy`)
         for 5 s, idle waits included: where a worker's time goes, by the innermost
@@ -177,6 +182,95 @@ def growth(args: argparse.Namespace, jobs: int) -> dict[str, Any]:
     for name, size, partial in sizes["indexes"]:
         print(f"  {name:<34} {size / 1024 / 1024:>9.1f} MB{'  (partial)' if partial else ''}")
     return {"runs": runs, "table": table, "sizes": sizes}
+
+
+# --- cpu --------------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU of a process (all its threads) so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu(args: argparse.Namespace) -> dict[str, Any]:
+    fresh_database("bench_scale")
+    got = child("bench_scale", "cpu", n=8000)
+    print(f"\n=== CPU per job while one cluster drains ({got['jobs']} jobs in 4 s, "
+          f"{got['jobs'] / 4:.0f} jobs/s, 2 workers) ===")
+    for name, ms in got["ms_per_job"].items():
+        print(f"{ms:6.3f} ms  {name}")
+    print(f"{sum(got['ms_per_job'].values()):6.3f} ms  in all")
+    return got
+
+
+def phase_cpu(n: int) -> dict[str, Any]:
+    from django.db import connection, transaction
+
+    from jobs import enqueue
+    from jobs.models import Attempt, Job, JobStatus
+
+    reset_tables()
+    with transaction.atomic():
+        for _ in range(n):
+            enqueue("bench.noop")
+    connection.close()
+    proc, log = start_cluster("ours", "cpu")
+    try:
+        done = Job.objects.filter(status=JobStatus.SUCCEEDED)
+        t0 = time.monotonic()
+        while done.count() < n // 8 and time.monotonic() - t0 < 60:
+            time.sleep(0.05)  # past start-up, into the steady drain
+        cluster = _tree(proc.pid)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND pid <> pg_backend_pid()")
+            backends = [row[0] for row in cursor.fetchall()]
+        pids = cluster + backends
+        before, done_before = {p: _cpu_seconds(p) for p in pids}, done.count()
+        time.sleep(4.0)
+        after, done_after = {p: _cpu_seconds(p) for p in pids}, done.count()
+        workers = set(Attempt.objects.values_list("worker_pid", flat=True).distinct())
+    finally:
+        connection.close()
+        stop_cluster(proc, log)
+    jobs = done_after - done_before
+    used = {p: after[p] - before[p] for p in pids}
+    groups = {
+        "cluster workers (claim, run, record)": [p for p in cluster if p in workers],
+        "cluster, other processes (pusher, monitor, sentinel)":
+            [p for p in cluster if p not in workers],
+        "database backends": backends,
+    }
+    table = {name: sum(used[p] for p in members) * 1000 / max(jobs, 1)
+             for name, members in groups.items()}
+    return {"jobs": jobs, "ms_per_job": table}
+
+
+def _tree(pid: int) -> list[int]:
+    """The cluster's processes: pid and everything it started."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    tree = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for child_pid, parent in parents.items():
+            if parent in tree and child_pid not in tree:
+                tree.add(child_pid)
+                grew = True
+    return sorted(tree)
 
 
 # --- profile ----------------------------------------------------------------------------
@@ -352,14 +446,14 @@ def child_main(args: argparse.Namespace) -> None:
 
     phases = {"enqueue": phase_enqueue, "enqueue_many": phase_enqueue_many,
               "claim_rate": phase_claim_rate, "drain": phase_drain,
-              "finish_all": phase_finish_all, "sizes": phase_sizes}
+              "finish_all": phase_finish_all, "sizes": phase_sizes, "cpu": phase_cpu}
     print(PREFIX + json.dumps(phases[args.child](**json.loads(args.params))), flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small figures: a smoke run")
-    parser.add_argument("--only", choices=["scale", "growth", "profile"])
+    parser.add_argument("--only", choices=["scale", "growth", "cpu", "profile"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rows", type=int, help="finished jobs preloaded (default 1,000,000)")
     parser.add_argument("--keep", action="store_true",
@@ -379,6 +473,8 @@ def main() -> int:
         out["scale"] = scale(args, jobs)
     if args.only in (None, "growth"):
         out["growth"] = growth(args, jobs)
+    if args.only == "cpu":
+        out["cpu"] = cpu(args)
     if args.only == "profile":
         out["profile"] = profile(args)
     (RESULTS / ("scale-quick.json" if args.quick else "scale.json")).write_text(
