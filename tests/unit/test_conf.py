@@ -52,3 +52,10 @@ def test_q_cluster_uses_our_broker_and_lets_the_environment_override():
     assert (q["workers"], q["name"]) == (4, "reports")
     assert q["retry"] > q["timeout"]  # django-q2 must never re-deliver a running job
     assert conf.q_cluster(workers=8)["workers"] == 8
+
+
+def test_q_bulk_and_q_recycle_come_from_the_environment_as_integers():
+    q = conf.q_cluster_from_env(env_of(Q_BULK="8", Q_RECYCLE="20000"))
+    assert (q["bulk"], q["recycle"]) == (8, 20000)
+    # Unset, the reservation size is the database's (jobs.worker.broker.reservation_size).
+    assert conf.q_cluster_from_env(env_of())["bulk"] is None
