@@ -17,7 +17,6 @@ a column a newer migration adds must not break a running worker.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -89,21 +88,29 @@ def instance(model: type[M], row: Sequence[Any]) -> M:
     attnames, converters = _reading(model, conn)
     values = []
     for (column, convert), value in zip(converters, row, strict=False):
-        for one in convert:
-            value = one(value, column, conn)
+        for of_backend, one in convert:
+            value = one(conn.ops, value, column, conn) if of_backend else one(value, column, conn)
         values.append(value)
     return model.from_db(conn.alias, attnames, values)
 
 
-@lru_cache(maxsize=64)  # a few connections per process (one per thread)
+_READING: dict[tuple[type, type], tuple[list[str], list[tuple[Any, list[tuple[bool, Any]]]]]] = {}
+
+
 def _reading(model: type[Model], conn: Any) -> tuple[list[str], list[tuple[Any, list[Any]]]]:
-    """Per model and connection, once: the attribute names, and each column with
+    """Per model and database backend, once: the attribute names, and each column with
     Django's converters for it (the backend's, then the field's, as its compiler
-    applies them)."""
-    fields = model._meta.concrete_fields
-    converters = []
-    for field in fields:
-        column = field.get_col(model._meta.db_table)
-        converters.append((column, [*conn.ops.get_db_converters(column),
-                                    *field.get_db_converters(conn)]))
-    return [f.attname for f in fields], converters
+    applies them). The backend's are kept unbound and bound to the caller's
+    connection at each use: the cache holds no connection, which must close when
+    its thread ends."""
+    key = (model, type(conn))
+    if key not in _READING:
+        converters = []
+        for field in model._meta.concrete_fields:
+            column = field.get_col(model._meta.db_table)
+            convert = [(True, c.__func__) if getattr(c, "__self__", None) is conn.ops
+                       else (False, c) for c in conn.ops.get_db_converters(column)]
+            convert += [(False, c) for c in field.get_db_converters(conn)]
+            converters.append((column, convert))
+        _READING[key] = ([f.attname for f in model._meta.concrete_fields], converters)
+    return _READING[key]
