@@ -18,7 +18,7 @@ cpu     one cluster draining no-op jobs: CPU time per job of each process (the
         window of the steady drain, read from /proc; 2 cores that are all busy make
         this, not waiting, what bounds the drain.
 
-profile one cluster draining no-op jobs, sampled with py-spy (`pip install py-spy`)
+profile one cluster draining no-op jobs, sampled with py-spy (`make bench-peers` installs it)
         for 5 s, idle waits included: where a worker's time goes, by the innermost
         frame of this project or django-q2, waiting on the database or running Python.
 
@@ -295,9 +295,12 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     import re
     import shutil
 
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        raise SystemExit("--only profile needs py-spy: .venv/bin/pip install py-spy")
+    # py-spy is installed with the peers (bench/peers/requirements.txt, `make bench-peers`).
+    spy = next((str(p) for p in (ROOT / "bench" / "peers" / ".venv" / "bin" / "py-spy",
+                                 Path(sys.executable).with_name("py-spy")) if p.exists()),
+               shutil.which("py-spy"))
+    if not spy:
+        raise SystemExit("--only profile needs py-spy: `make bench-peers` installs it")
     fresh_database("bench_scale")
     child("bench_scale", "enqueue_many", n=8000)
     os.environ.update(env_for("bench_scale"))
