@@ -16,6 +16,9 @@ from django.utils import timezone
 from jobs.models.choices import RUNNABLE_STATUSES, AttemptStatus, JobStatus, StepStatus
 from jobs.models.ids import tail, uuid7
 
+# The broker names this index on SQLite, which has no statistics to choose it by.
+DUE_INDEX = "job_due_idx"
+
 
 class Job(models.Model):
     # Time-ordered (jobs.models.ids): recent jobs' index entries stay together.
@@ -93,7 +96,7 @@ class Job(models.Model):
                 "queue",
                 models.F("priority").desc(),
                 "run_after",
-                name="job_due_idx",
+                name=DUE_INDEX,
                 condition=Q(status__in=RUNNABLE_STATUSES),
             ),
             # The other half of it: the longest-due jobs, whatever their priority

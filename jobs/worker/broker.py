@@ -30,6 +30,7 @@ from jobs.core import clusters, statements
 from jobs.core.registry import get_task
 from jobs.exceptions import UnknownTaskError
 from jobs.models import Job, JobStatus, QueuePause
+from jobs.models.job import DUE_INDEX
 from jobs.worker import connections, maintenance
 from jobs.worker.runner import execute
 from jobs.worker.wakeup import Listener
@@ -125,7 +126,7 @@ def reservation(queues: list[str], limit: int, seconds: float | None) -> tuple[s
     # took job_due_age_idx and sorted every due job by priority, inside the write
     # transaction every worker waits on (1 ms with a backlog of 5,000). Named here,
     # it reads the first `limit` entries of job_due_idx, as PostgreSQL does.
-    by_priority = " INDEXED BY job_due_idx" if connection.vendor == "sqlite" else ""
+    by_priority = f" INDEXED BY {DUE_INDEX}" if connection.vendor == "sqlite" else ""
     sql = (
         f"WITH best AS (SELECT id, priority, run_after FROM {table}{by_priority} WHERE {due}"
         f"  ORDER BY priority DESC, run_after LIMIT %s{skip_locked}),"
