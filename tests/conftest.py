@@ -74,3 +74,21 @@ def listening(on_postgres):
     conn.execute(f"LISTEN {CHANNEL}")
     yield conn
     conn.close()
+
+
+# Generated tests (tests/property/): a bounded profile for CI and `make test`, and a
+# longer one to hunt with (HYPOTHESIS_PROFILE=hunt). Examples a run finds are pinned
+# as @example in the test, so they run forever after, whatever the database holds.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "hunt", max_examples=1000, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
