@@ -5,6 +5,9 @@ from django.views.generic import RedirectView
 
 from dashboard.views import healthz, metrics
 
+# A 400 that says why (the project's own reasons only, escaped and cut).
+handler400 = "jobs.views.bad_request"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),

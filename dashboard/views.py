@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryD
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.log import log_response
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -412,7 +413,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
     Open to anyone, so it says only counts and ages, never a job, task or error.
     """
     report = health.check()
-    return JsonResponse(report, status=200 if report["healthy"] else 503)
+    response = JsonResponse(report, status=200 if report["healthy"] else 503)
+    if not report["healthy"]:
+        # Monitors poll this every few seconds: an unhealthy answer is a warning in
+        # the log, not an ERROR that mails ADMINS once per poll.
+        log_response("Unhealthy: %s", request.path, response=response, request=request,
+                     level="warning")
+    return response
 
 
 @require_GET

@@ -79,3 +79,27 @@ def test_dead_letters_are_reported_not_judged(client):
 
 def test_only_get(client):
     assert client.post("/healthz").status_code == 405
+
+
+def test_an_unhealthy_poll_is_a_warning_in_the_log_not_a_mail_to_the_admins(
+        client, settings, caplog, mailoutbox):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.JOBS = {"HEALTH_CLUSTER_SECONDS": 30.0}
+    with caplog.at_level("WARNING", logger="django.request"):
+        for _ in range(3):
+            assert get(client)[0] == 503
+    assert mailoutbox == []
+    polls = [r for r in caplog.records if r.name == "django.request"]
+    assert [r.levelname for r in polls] == ["WARNING"] * 3
+
+
+def test_a_real_500_still_mails_the_admins(client, settings, mailoutbox, monkeypatch):
+    """The control: the mail handler is live in this configuration, so the test above
+    proves the health check's choice, not a silent logger."""
+    from jobs.ops import health
+
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    monkeypatch.setattr(health, "check", lambda: 1 / 0)
+    client.raise_request_exception = False
+    assert client.get("/healthz").status_code == 500
+    assert len(mailoutbox) == 1
