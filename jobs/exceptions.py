@@ -41,6 +41,12 @@ class StepError(JobsError):
     """A step was declared or called in a way that cannot be checkpointed."""
 
 
+class InvalidProgress(StepError, ValueError):
+    """A progress report whose figures cannot be stored or make no sense (not an int,
+    negative, past what the column holds, current above total); the message names
+    the argument and the rule. Raised before anything is written."""
+
+
 class DuplicateStepError(StepError, PermanentError):
     """A step name was used twice in one job: a bug no retry can fix."""
 
@@ -50,7 +56,8 @@ class NotInTransaction(JobsError, RuntimeError):
 
 
 class InvalidOperationKey(JobsError, ValueError):
-    """An operation key is empty or longer than the column holds."""
+    """An operation key that cannot be stored exactly: not a str, empty, longer than
+    the column holds, or holding a NUL or a lone surrogate. Raised before any SQL."""
 
 
 class UnstorableValue(JobsError, ValueError):

@@ -16,13 +16,16 @@ keeps them as long as their job).
 
 from __future__ import annotations
 
+import re
+
 from django.db import IntegrityError, transaction
 
 from jobs.core.context import current_job
 from jobs.exceptions import InvalidOperationKey, NotInTransaction
 from jobs.models import OperationKey
 
-MAX_OPERATION_KEY = 255
+MAX_OPERATION_KEY = 255  # OperationKey.key's length
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def once(key: str) -> bool:
@@ -31,11 +34,12 @@ def once(key: str) -> bool:
     Call it inside the task's transaction (tasks are atomic by default). A
     concurrent run holding the same key waits on the unique index until the
     first commits, then gets False; if the first rolls back, it gets True.
+
+    A key that could not be stored exactly (not a str, empty, over 255
+    characters, a NUL or a lone surrogate in it) raises InvalidOperationKey
+    before any SQL; the caller's transaction stays usable.
     """
-    if not isinstance(key, str) or not key or len(key) > MAX_OPERATION_KEY:
-        raise InvalidOperationKey(
-            f"key must be a string of 1 to {MAX_OPERATION_KEY} characters, got {key!r}"
-        )
+    _check_key(key)
     if transaction.get_autocommit():
         raise NotInTransaction(
             "jobs.once() must run inside a transaction with the effect's writes: "
@@ -48,3 +52,31 @@ def once(key: str) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def _check_key(key: object) -> None:
+    """Refuse, before any SQL, a key the column could not store exactly as given.
+
+    A refusal raises InvalidOperationKey naming the rule and sends nothing, so the
+    caller's transaction stays usable (on PostgreSQL a failed statement, a NUL
+    that reached the server say, would break it).
+    """
+    if not isinstance(key, str):
+        raise InvalidOperationKey(
+            f"key must be a string of 1 to {MAX_OPERATION_KEY} characters, "
+            f"not a {type(key).__name__}"
+        )
+    if not key or len(key) > MAX_OPERATION_KEY:
+        raise InvalidOperationKey(
+            f"key must be a string of 1 to {MAX_OPERATION_KEY} characters, got {len(key)}"
+        )
+    if "\x00" in key:
+        raise InvalidOperationKey(
+            f"key contains a NUL character (\\x00) at index {key.index(chr(0))}, which the "
+            "database cannot store; remove it or encode the key"
+        )
+    if (bad := _SURROGATE.search(key)) is not None:
+        raise InvalidOperationKey(
+            f"key contains the lone surrogate {bad.group()!a} at index {bad.start()}, which "
+            "is not valid Unicode text and has no UTF-8 form"
+        )

@@ -22,13 +22,13 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from jobs import conf
 from jobs.core import causes, statements
 from jobs.core.serialization import describe, storable_text
-from jobs.exceptions import LostOwnership
+from jobs.exceptions import InvalidProgress, LostOwnership
 from jobs.models import (
     Attempt,
     AttemptStatus,
@@ -335,6 +335,15 @@ def fail(
 ) -> JobStatus:
     """running -> retrying (at `retry_at`) or, when it is None, -> dead with a DeadLetter.
 
+    A pending cancel wins over a retry: when an operator asked the job to stop
+    (`cancel_requested_at`), the failure is recorded as it happened (the attempt
+    `failed`, `timed_out` or `lost`, with its error) and the job goes cancelled
+    instead of retrying. The same conditional UPDATE decides it from the row
+    as it is when written, so a cancel that arrives between the failure and the
+    write still wins. Out of retries, the job goes dead whether or not a cancel
+    was asked: it would not have run again either way, and its failure is
+    dead-lettered.
+
     `guard` narrows the match further: the reaper passes "lease expired", so a
     heartbeat that renewed the lease a moment ago wins over the reaper.
     """
@@ -344,8 +353,10 @@ def fail(
         failed = {"last_error": error.preview, "last_failed_at": now,
                   "failure_cause": causes.cause(error.error_class, error.message)}
         if retry_at is not None:
-            target = RETRY.target
-            moved = _apply(RETRY, where, run_after=retry_at, **failed, **_LEASE_CLEARED)
+            target = _retry_unless_cancelled(claimed, where, retry_at, now, failed)
+            moved = target is not None
+            if target == STOP_CANCELLED.target:
+                retry_at = None  # none was scheduled: the attempt says so
         else:
             target = BURY.target
             moved = _apply(BURY, where, finished_at=now, **failed, **_LEASE_CLEARED)
@@ -358,6 +369,28 @@ def fail(
         _close_attempt(claimed.attempt, attempt_status, now, error, retry_at=retry_at,
                        step_id=step_id)
     return target
+
+
+def _retry_unless_cancelled(
+    claimed: Claimed, where: Q, retry_at: datetime, now: datetime, failed: dict[str, Any],
+) -> JobStatus | None:
+    """running -> retrying, or -> cancelled when a cancel is pending: one UPDATE, whose
+    CASE reads `cancel_requested_at` from the row it writes. The status it left is
+    read back in the same transaction (the row stays locked by the UPDATE until
+    then); None if the attempt no longer owns the job."""
+    assert RETRY.sources == STOP_CANCELLED.sources  # one WHERE serves both
+    cancel_pending = Q(cancel_requested_at__isnull=False)
+    moved = Job.objects.filter(where, status__in=list(RETRY.sources)).update(
+        status=Case(When(cancel_pending, then=Value(STOP_CANCELLED.target.value)),
+                    default=Value(RETRY.target.value)),
+        run_after=Case(When(cancel_pending, then=F("run_after")), default=Value(retry_at)),
+        finished_at=Case(When(cancel_pending, then=Value(now)), default=F("finished_at")),
+        **failed, **_LEASE_CLEARED,
+    )
+    if not moved:
+        return None
+    return JobStatus(Job.objects.filter(pk=claimed.job.pk).values_list("status", flat=True)
+                     .get())
 
 
 def stop_cancelled(claimed: Claimed, *, now: datetime | None = None) -> None:
@@ -658,11 +691,66 @@ def fail_step(
     ))
 
 
+MAX_PROGRESS = 2 ** 63 - 1  # Step.progress_current/_total: a bigint, never negative
+MAX_PROGRESS_MESSAGE = 255  # Step.progress_message's length
+
+
+def _shown(value: Any) -> str:
+    """A figure as an error message can show it (a huge int has no str: 4,300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        return repr(value)[:80]
+    except Exception:  # noqa: BLE001 - any object's own __repr__
+        return f"a {type(value).__name__}"
+
+
+def _progress_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidProgress(
+            f"progress {name} must be an int, not a {type(value).__name__}: got {_shown(value)}"
+        )
+    if not 0 <= value <= MAX_PROGRESS:
+        raise InvalidProgress(
+            f"progress {name} must be between 0 and {MAX_PROGRESS:,} (2**63 - 1), "
+            f"got {_shown(value)}"
+        )
+    return int(value)
+
+
+def progress_values(current: Any, total: Any, message: Any) -> tuple[int, int | None, str]:
+    """A progress report as it will be stored, checked before any SQL.
+
+    The figures are refused when wrong, with InvalidProgress naming the argument
+    and the rule (they are the caller's bug, and a figure the column cannot hold
+    must not become a database error in the step's transaction): `current` and
+    `total` are ints, not bools, from 0 to 2**63 - 1, `total` may be None, and
+    `current` is at most `total`.
+
+    The message is text for people, so it is made storable rather than refused,
+    and a report can never fail a job because of what its message says: NULs
+    dropped, lone surrogates replaced by U+FFFD, cut to 255 characters with a
+    marker (`storable_text`). Only a message that is not a str is refused.
+    """
+    current = _progress_count(current, "current")
+    if total is not None:
+        total = _progress_count(total, "total")
+        if current > total:
+            raise InvalidProgress(
+                f"progress current ({_shown(current)}) must not exceed total ({_shown(total)})"
+            )
+    if not isinstance(message, str):
+        raise InvalidProgress(f"progress message must be a str, got {type(message).__name__}")
+    return current, total, storable_text(message, MAX_PROGRESS_MESSAGE)
+
+
 def step_progress(
     attempt_number: int, step_id: int, current: int, total: int | None, message: str
 ) -> bool:
     """Record a running step's progress (not a status change, but fenced the same way;
-    a late report for a step that has finished changes nothing)."""
+    a late report for a step that has finished changes nothing). The figures are
+    checked and the message made storable first (`progress_values`)."""
+    current, total, message = progress_values(current, total, message)
     return bool(_step_of(step_id, attempt_number).filter(status=StepStatus.RUNNING).update(
         progress_current=current, progress_total=total, progress_message=message,
     ))

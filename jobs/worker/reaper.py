@@ -37,6 +37,8 @@ logger = logging.getLogger("jobs.reaper")
 class SweepResult:
     retried: list[UUID] = field(default_factory=list)
     dead: list[UUID] = field(default_factory=list)
+    # Lost while an operator's cancel was pending: cancelled, not run again.
+    cancelled: list[UUID] = field(default_factory=list)
 
 
 def sweep(*, now: datetime | None = None, limit: int = 500) -> SweepResult:
@@ -53,11 +55,17 @@ def sweep(*, now: datetime | None = None, limit: int = 500) -> SweepResult:
             result.retried.append(job.pk)
         elif status == JobStatus.DEAD:
             result.dead.append(job.pk)
+        elif status == JobStatus.CANCELLED:
+            result.cancelled.append(job.pk)
     return result
 
 
 def reap(job: Job, *, now: datetime) -> JobStatus | None:
-    """Close the job's open attempt as lost and retry or bury it; None if someone else did."""
+    """Close the job's open attempt as lost and retry or bury it; None if someone else did.
+
+    A job whose cancel was pending when its worker was lost is cancelled instead
+    of retried (`transitions.fail`): the operator's request is not lost with it.
+    """
     attempt = Attempt.objects.filter(job_id=job.pk, number=job.last_attempt_number).first()
     if attempt is None:  # claim writes both in one transaction; nothing to close
         return None

@@ -145,10 +145,14 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
                        "its outcome is discarded", job.pk, claimed.attempt.number)
         return None
     except JobTimeout as exc:
+        # A timeout that fired is the outcome, even when the task caught it and went
+        # on (jobs.worker.timeouts.deadline): the traceback shows where it was
+        # stopped, and what it did after, via the cause.
         error = TimeoutError(
             str(exc) if isinstance(exc, StepTimeout)
             else f"the attempt exceeded its timeout of {timeout} s and was stopped"
         )
+        error.__cause__ = exc
         return _record_failure(claimed, error, task, ctx, AttemptStatus.TIMED_OUT)
     except JobCancelled:
         return _settle(lambda: transitions.stop_cancelled(claimed), claimed,

@@ -32,12 +32,12 @@ from jobs.core.transitions import ErrorInfo
 from jobs.exceptions import DuplicateStepError, PermanentError, StepError
 from jobs.models import Step, StepStatus
 from jobs.worker import connections, heartbeat
-from jobs.worker.timeouts import WorkerInterrupted, step_deadline
+from jobs.worker.timeouts import WorkerInterrupted, fired, step_deadline
 
 logger = logging.getLogger("jobs.steps")
 
 PROGRESS_MIN_INTERVAL = 1.0  # seconds between progress writes for one step
-MAX_PROGRESS_MESSAGE = 255
+MAX_PROGRESS_MESSAGE = transitions.MAX_PROGRESS_MESSAGE
 
 
 class Steps:
@@ -72,6 +72,10 @@ class Steps:
                 "@task(steps=[...]) or @task(atomic=False)"
             )
         ctx.raise_if_cancelled()  # between steps is a safe point
+        if (late := fired()) is not None:
+            # The attempt's (or an earlier step's) deadline fired and the task caught
+            # it: the attempt is over, and no step of it starts or checkpoints now.
+            raise late
 
         step = _declare(ctx.job_id, name, max_attempts, timeout, limits)
         if step.status == StepStatus.SUCCEEDED:
@@ -109,16 +113,24 @@ class Steps:
         return result
 
     def progress(self, ctx: JobContext, current: int, total: int | None, message: str) -> None:
-        """Record progress of the running step, at most once a second (and at the end)."""
+        """Record progress of the running step, at most once a second (and at the end).
+
+        Checked before anything is written, every call (`transitions.progress_values`):
+        figures that are not ints from 0 to 2**63 - 1, or a `current` above `total`,
+        raise InvalidProgress naming the argument and the rule; the message is made
+        storable instead (NULs dropped, lone surrogates replaced, cut to 255
+        characters), so no message can fail the step or the job.
+        """
         step = self.current
         if step is None:
             raise StepError("progress can only be reported from inside a step")
+        values = transitions.progress_values(current, total, message)
+        current, total = values[0], values[1]
         now = time.monotonic()
         done = total is not None and current >= total
         if not done and now - self.last_progress_write < PROGRESS_MIN_INTERVAL:
             return
         self.last_progress_write = now
-        values = (max(current, 0), total, message[:MAX_PROGRESS_MESSAGE])
         if done or not heartbeat.report_progress(self.beat, step.pk, *values):
             # The last report is also the step's own: it commits with the step.
             transitions.step_progress(ctx.attempt_number, step.pk, *values)
