@@ -19,7 +19,7 @@ from jobs.core.registry import registered_tasks
 from jobs.exceptions import JobsError
 from jobs.models import Schedule
 from jobs.ops import operations
-from jobs.ops.presentation import reject_unstorable_input
+from jobs.ops.presentation import MAX_PARAMETER_CHARS, LimitsField, reject_unstorable_input
 from jobs.scheduling import cron, firing
 
 # --- Schedule ------------------------------------------------------------------------------
@@ -59,6 +59,14 @@ class TimeZoneInput(forms.TextInput):
                            super().render(name, value, attrs, renderer), options)
 
 
+class ArgumentsField(LimitsField):
+    """args / kwargs as strict JSON (see LimitsField): a surrogate escape, NaN, a huge
+    integer or nesting past the stack is a form error naming the rule, never a 500.
+    Whether the value fits the task is validate_schedule's (via validate_task_call)."""
+
+    MAX_CHARS = MAX_PARAMETER_CHARS
+
+
 class ScheduleForm(forms.ModelForm):
     """Validates like Schedule.full_clean and computes the next runs from the submitted data."""
 
@@ -69,10 +77,14 @@ class ScheduleForm(forms.ModelForm):
         fields = ["name", "task_name", "args", "kwargs", "cron", "time_zone", "enabled",
                   "overlap_policy", "misfire_policy", "jitter_seconds"]
         widgets = {"cron": CronInput, "time_zone": TimeZoneInput}
+        field_classes = {"args": ArgumentsField, "kwargs": ArgumentsField}
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.preview: list[datetime] = []
+        for name in ("args", "kwargs"):
+            if name in self.fields:
+                self.fields[name].what = name  # errors say "args[0] ...", not "limits"
         if "task_name" in self.fields:
             self.fields["task_name"].choices = [("", "---------")] + [
                 (name, name) for name in sorted(registered_tasks())
@@ -92,7 +104,13 @@ class ScheduleForm(forms.ModelForm):
         try:
             firing.validate_schedule(self.instance)
         except ValidationError as exc:
-            self._update_errors(exc)
+            errors = exc.error_dict
+            if {"args", "kwargs"} & set(self._errors):
+                # A value that did not parse was not put on the instance: the call
+                # cannot be judged, and its field already says why.
+                errors = {f: e for f, e in errors.items() if f not in ("args", "kwargs")}
+            if errors:
+                self._update_errors(ValidationError(errors))
 
     def _set_preview(self, expression: str | None, time_zone: str | None) -> None:
         """Fill self.preview when both values are valid; validation reports them otherwise."""
@@ -133,6 +151,9 @@ class ScheduleAdmin(GuardedAdmin):
     def next_run_display(self, obj: Schedule) -> str:
         if obj.next_run_at is None:
             return "disabled" if not obj.enabled else "-"
+        if obj.time_zone not in cron.known_time_zones():
+            # A refused form leaves the typed zone on the instance: its field says why.
+            return "-"
         return cron.format_run(obj.next_run_at, obj.time_zone)
 
     @admin.display(description="last error")

@@ -1,8 +1,10 @@
 """What may be stored in a job: JSON, strictly, and text the database accepts.
 
 One walk decides whether a value can be stored exactly as given: no `default=`
-hook, no NaN, no coercion (a tuple would come back a list, the key `1` would
-come back `"1"` and could merge with another key), no text PostgreSQL refuses
+hook, no NaN, no float that a JSON column gives back changed (-0.0, or 1e16 and
+beyond, which jsonb returns as an integer), no coercion (a tuple would come
+back a list, the key `1` would come back `"1"` and could merge with another
+key), no text PostgreSQL refuses
 (NUL) or that has no UTF-8 form (lone surrogates), a bounded depth and a
 bounded size. It refuses with the path and the rule, where the value was
 produced (at enqueue for arguments, in the worker for results), so nothing is
@@ -25,6 +27,10 @@ from jobs.exceptions import UnstorableValue
 MAX_DEPTH = 64
 # Python refuses to turn longer integers into text (sys.int_info.str_digits_check_threshold).
 MAX_INT_DIGITS = 4300
+# json writes floats from here on with an exponent ("1e+16"); PostgreSQL's jsonb stores
+# them as numeric and gives back an integer (10000000000000000). One rule on every
+# database, so a value that is accepted on SQLite is accepted on PostgreSQL too.
+FLOAT_LIMIT = 1e16
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 CUT_MARKER = "… [cut: {n} more characters]"
@@ -71,7 +77,16 @@ def check_json(items: Iterable[tuple[str, Any]], what: str, max_bytes: int) -> N
             spend(value.bit_length() // 3 + 2)
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise UnstorableValue(f"{path} is {value!r}, which JSON cannot represent")
+                name = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+                raise UnstorableValue(f"{path} is {name} ({value!r}), which JSON cannot "
+                                      "represent")
+            if abs(value) >= FLOAT_LIMIT:
+                raise UnstorableValue(
+                    f"{path} is the float {value!r}: a float of magnitude 1e16 or more comes "
+                    "back from a JSON column as an integer; pass an int or a string")
+            if value == 0.0 and math.copysign(1.0, value) < 0:
+                raise UnstorableValue(f"{path} is -0.0, which a JSON column stores as 0.0; "
+                                      "pass 0.0")
             spend(25)
         elif isinstance(value, str):
             spend(len(value) + 2)
@@ -111,6 +126,35 @@ def stored_json(value: Any, what: str, max_bytes: int) -> Any:
     if len(text.encode()) > max_bytes:
         raise UnstorableValue(f"{what}: larger than the limit of {max_bytes:,} bytes as JSON")
     return json.loads(text)
+
+
+def parse_json(text: str, what: str, max_bytes: int) -> Any:
+    """JSON text an operator typed, as a JSON column will store it, or UnstorableValue
+    naming the rule (never a JSONDecodeError, RecursionError or ValueError).
+
+    Python's json takes what no column stores exactly (NaN, Infinity, 1e400 as
+    inf) and fails on some text with errors no caller expects: an integer past
+    MAX_INT_DIGITS digits (Python's own int limit) and nesting past the stack.
+    """
+    def refuse_constant(name: str) -> Any:
+        raise UnstorableValue(f"{what} contains {name}, which JSON cannot represent "
+                              "(use a number or null)")
+
+    def bounded_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+            raise UnstorableValue(f"{what} contains an integer of more than {MAX_INT_DIGITS} "
+                                  "digits")
+        return int(digits)
+
+    try:
+        value = json.loads(text, parse_constant=refuse_constant, parse_int=bounded_int)
+    except json.JSONDecodeError as exc:
+        raise UnstorableValue(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column "
+                              f"{exc.colno})") from None
+    except RecursionError:
+        raise UnstorableValue(f"{what} is nested too deeply (more than {MAX_DEPTH} levels); "
+                              "use a flatter JSON value") from None
+    return stored_json(value, what, max_bytes)
 
 
 def storable_text(text: str, limit: int) -> str:

@@ -18,7 +18,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from jobs.core import transitions
+from jobs.core.serialization import stored_json
 from jobs.core.transitions import BulkResult
+from jobs.exceptions import UnstorableValue
 from jobs.models import Job, JobStatus, Schedule, Step
 from jobs.ops import audit
 from jobs.scheduling import firing
@@ -139,10 +141,17 @@ def validate_limits(current: dict[str, Any], proposed: Any) -> dict[str, Any]:
     """Check an operator's edit of a step's limits before it is saved.
 
     Only the settings the code declared may change, each keeping its type, and
-    numbers stay positive: a typo must not become a silent new setting.
+    numbers stay positive: a typo must not become a silent new setting. The
+    value must also be storable exactly (`serialization.stored_json`: no NaN or
+    Infinity, no NUL or lone surrogate, bounded depth, integers and size), so
+    saving it is never a database error and it reads back as it was checked.
     """
     if not isinstance(proposed, dict):
         raise ValidationError("Limits must be a JSON object, e.g. {\"max_tokens\": 4000}.")
+    try:
+        proposed = stored_json(proposed, "limits", 100_000)
+    except UnstorableValue as exc:
+        raise ValidationError(f"Limits cannot be stored: {exc}.") from None
     unknown = sorted(set(proposed) - set(current))
     if unknown:
         raise ValidationError(

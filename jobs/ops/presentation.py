@@ -12,7 +12,6 @@ Nothing here imports the admin or the dashboard; both depend on this.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -253,34 +252,37 @@ def id_search(term: str, field: str = "pk") -> Q | None:
 
 
 class LimitsField(forms.JSONField):
-    """JSON with an error that says where it broke, not just "Enter a valid JSON"."""
+    """Strict JSON text, with an error that says where it broke and which rule, never a 500.
+
+    Parsing and checking are `serialization.parse_json`'s, so what the field
+    returns reads back unchanged from the column. The Schedule admin's args and
+    kwargs use it too; `what` names the value in errors.
+    """
 
     MAX_CHARS = 10_000
+    what = "limits"
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, str) and len(value) > self.MAX_CHARS:
-            raise ValidationError(f"Limits are at most {self.MAX_CHARS:,} characters of JSON.",
-                                  code="too_long")
-        if isinstance(value, str) and value.strip():
-            try:
-                json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValidationError(
-                    f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
-                    code="invalid",
-                ) from None
-            except RecursionError:
-                raise ValidationError("Limits are nested too deeply; use a flat JSON object.",
-                                      code="invalid") from None
-        return super().to_python(value)
+            raise ValidationError(f"{self.what.capitalize()} are at most {self.MAX_CHARS:,} "
+                                  "characters of JSON.", code="too_long")
+        if not isinstance(value, str) or not value.strip():
+            return super().to_python(value)
+        try:
+            # The text is bounded by MAX_CHARS; the byte limit only backs that up.
+            stored = serialization.parse_json(value, self.what, 4 * self.MAX_CHARS + 16)
+        except UnstorableValue as exc:
+            raise ValidationError(f"{exc}.", code="invalid") from None
+        # As Django's JSONField: a JSON string stays distinguishable from submitted text.
+        return forms.fields.JSONString(stored) if isinstance(stored, str) else stored
 
     def bound_data(self, data: Any, initial: Any) -> Any:
-        """Django parses the submitted text again to redisplay it; keep a value it
-        cannot parse as the text it was (the error is to_python's to report)."""
-        try:
+        """Redisplay submitted text as it was typed: Django would parse it again and
+        print the result, which fails for what to_python refuses (a huge integer,
+        deep nesting) or cannot be rendered (an escaped lone surrogate)."""
+        if self.disabled or not isinstance(data, str):
             return super().bound_data(data, initial)
-        except RecursionError:
-            return forms.fields.InvalidJSONInput(data)
+        return forms.fields.InvalidJSONInput(data)
 
 
 class StepLimitsForm(forms.ModelForm):

@@ -15,7 +15,6 @@ not on jobs enqueued while it runs.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +23,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.exceptions import InvalidJobOption
+from jobs.core import serialization
+from jobs.exceptions import InvalidJobOption, UnstorableValue
 from jobs.models import DeadLetter, Job, JobStatus
 from jobs.ops.presentation import id_search
 
@@ -43,9 +43,9 @@ def parse_args_filter(text: str) -> dict[str, Any] | None:
     if len(text) > MAX_ARGS_CHARS:
         raise InvalidJobOption(f"args filter is at most {MAX_ARGS_CHARS} characters")
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidJobOption(f"args filter is not JSON: {exc.msg} (column {exc.colno})") from None
+        value = serialization.parse_json(text, "args filter", 4 * MAX_ARGS_CHARS + 16)
+    except UnstorableValue as exc:
+        raise InvalidJobOption(f"args filter: {exc}") from None
     if not isinstance(value, dict) or not value:
         raise InvalidJobOption('args filter must be a JSON object, e.g. {"user_id": 42}')
     if connection.vendor != "postgresql":

@@ -146,13 +146,31 @@ def fire_due(now: datetime | None = None) -> int:
     return enqueued
 
 
+def plan_fire(cron: str, time_zone: str, due_at: datetime, now: datetime
+              ) -> tuple[datetime, datetime]:
+    """(the slot a tick at `now` fires, the next run after it) for a schedule due at
+    `due_at`. Pure: no database, no clock.
+
+    On time (at most MISFIRE_GRACE late) the slot is `due_at` itself, on the
+    cron grid or not: an explicit first run time off the grid fires as its own
+    slot. Later than that, runs were missed (downtime): the slot is the latest
+    cron time at or before `now`, or `due_at` if that is later, and the misfire
+    policy decides whether it runs; the earlier missed times are skipped on
+    purpose. Either way the next run is the first cron time after the *slot*,
+    never after `now`: a cron time that falls between the slot and the tick
+    (next run 19:38:59.95, tick 19:39:00.15) is due at once and fires on the
+    next tick instead of being lost.
+    """
+    fire_at = due_at if now - due_at <= MISFIRE_GRACE else max(
+        due_at, last_run_at_or_before(cron, time_zone, now)
+    )
+    return fire_at, next_run_after(cron, time_zone, fire_at)
+
+
 def fire(schedule: Schedule, now: datetime) -> Outcome:
     """Claim the due time read in `schedule.next_run_at` and act on it, in one transaction."""
     due_at = schedule.next_run_at
-    fire_at = due_at if now - due_at <= MISFIRE_GRACE else max(
-        due_at, last_run_at_or_before(schedule.cron, schedule.time_zone, now)
-    )
-    following = next_run_after(schedule.cron, schedule.time_zone, now)
+    fire_at, following = plan_fire(schedule.cron, schedule.time_zone, due_at, now)
     with transaction.atomic():
         claimed = Schedule.objects.filter(
             pk=schedule.pk, enabled=True, next_run_at=due_at
