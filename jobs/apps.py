@@ -17,10 +17,11 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
-        from jobs import checks, conf  # noqa: F401 - registers the system checks
+        from jobs import checks, conf, signals  # noqa: F401 - registers the system checks
         from jobs.core import sqlite
         from jobs.core.context import install_log_context
         from jobs.models import Schedule
+        from jobs.ops import bulk
         from jobs.scheduling.firing import validate_and_plan
         from jobs.worker.runner import on_worker_spawn
 
@@ -41,5 +42,8 @@ class JobsConfig(AppConfig):
         # Each django-q2 worker learns the drain/interrupt signals and opens its
         # heartbeat connection at spawn.
         post_spawn.connect(on_worker_spawn, dispatch_uid="jobs-worker-spawn")
+        # An every-match operation ends when its job ends, however it ends, in the
+        # worker that wrote the end (the paths without a signal: jobs.ops.bulk.report).
+        signals.job_finished.connect(bulk.on_job_finished, dispatch_uid="jobs-bulk-finished")
         # SQLite: no request waits for a WAL checkpoint; the clusters make them.
         connection_created.connect(sqlite.on_connection_created, dispatch_uid="jobs-sqlite")

@@ -5,7 +5,6 @@ Autodiscovered like every app's `tasks` module, so clusters always know them.
 
 from __future__ import annotations
 
-from jobs.core.context import current_job
 from jobs.core.registry import task
 from jobs.ops import bulk
 from jobs.scheduling import builtins
@@ -25,14 +24,10 @@ def dead_letter_alert(hours: float | None = None) -> int:
 
 
 # Not atomic: each batch commits with its progress (see jobs.ops.bulk.run), so a
-# retry continues after the last committed batch.
+# retry continues after the last committed batch. However its job ends (an error
+# on the last attempt, a timeout, a cancel, a lost worker), the operation's row
+# ends with it: jobs.ops.bulk.settle, from the job_finished signal or when read.
 @task(name=bulk.TASK, atomic=False, timeout=1800, max_attempts=5)
 def bulk_action(operation_id: int) -> dict:
     """Carry out an operator's action on every job matching a filter."""
-    try:
-        return bulk.run(operation_id)
-    except Exception as exc:
-        ctx = current_job()
-        if ctx is not None and ctx.attempt_count >= ctx.max_attempts:
-            bulk.give_up(operation_id, exc)  # the report must not say "working" forever
-        raise
+    return bulk.run(operation_id)

@@ -31,6 +31,8 @@ class OperationStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+    # Its job was cancelled: it stopped after its last committed batch.
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class OperatorAction(models.Model):
@@ -71,3 +73,26 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.username or 'system'} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class OperationTarget(models.Model):
+    """One job an every-match operation acts on, written once when the operation begins.
+
+    The set is fixed then, so the operation acts on exactly the jobs that
+    matched when it was asked for: a job that starts matching while it runs
+    (a retry that went dead meanwhile) is not swept in, and done + skipped
+    always adds up to `matched`. A plain id, not a foreign key, so purging
+    old jobs never waits on an operation; a target whose job is gone by the
+    time its batch runs is reported as not found.
+    """
+
+    operation = models.ForeignKey(OperatorAction, on_delete=models.CASCADE, related_name="+",
+                                  db_index=False)
+    job_id = models.UUIDField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["operation", "job_id"],
+                                               name="operation_target_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} of operation {self.operation_id}"

@@ -26,6 +26,7 @@ from jobs.ops import audit
 from jobs.scheduling import firing
 
 ASKED_TO_STOP = "running: asked to stop at their next safe point"
+NOT_FOUND = "not found (no such job)"
 AUDIT_IDS = 1000  # a selection is a page or a few; the log keeps at most this many ids
 
 
@@ -58,8 +59,14 @@ class Report:
         parts = [f"{self.action.done_verb} {len(r.done)}"]
         if r.requested:
             parts.append(f"asked {len(r.requested)} running to stop at their next safe point")
-        parts.append(f"skipped {len(r.skipped)} {self.action.skipped_reason}"
-                     if r.skipped else "skipped none")
+        why = {k: n for k, n in skip_reasons(self.action, r).items() if k != ASKED_TO_STOP}
+        if not why:
+            parts.append("skipped none")
+        elif len(why) == 1:
+            parts.append(f"skipped {len(r.skipped)} {next(iter(why))}")
+        else:
+            parts.append(f"skipped {len(r.skipped)} ("
+                         + ", ".join(f"{n} {k}" for k, n in why.items()) + ")")
         return ", ".join(parts) + "."
 
 
@@ -116,8 +123,23 @@ def available_for_job(user: Any, status: str, has_open_letter: bool) -> list[Act
 
 
 def skip_reasons(action: Action, result: BulkResult) -> dict[str, int]:
-    """What an action left alone and why, counted, as the audit log keeps it."""
-    reasons = {action.skipped_reason: len(result.skipped)} if result.skipped else {}
+    """What an action left alone and why, counted, as the audit log keeps it.
+
+    The transitions skip an id both when its job is in another status and when
+    there is no such job (a typo, or purged since it was listed); saying "not
+    dead or cancelled" of a job that does not exist would be a false reason, so
+    the skipped ids are looked up once (one indexed query, only when some were
+    skipped) and the missing ones counted as not found.
+    """
+    reasons: dict[str, int] = {}
+    if result.skipped:
+        found = {str(pk) for pk in Job.objects.filter(pk__in=set(result.skipped))
+                 .values_list("pk", flat=True)}
+        there = sum(1 for pk in result.skipped if str(pk) in found)  # per id, as counted
+        if there:
+            reasons[action.skipped_reason] = there
+        if len(result.skipped) - there:
+            reasons[NOT_FOUND] = len(result.skipped) - there
     if result.requested:
         reasons[ASKED_TO_STOP] = len(result.requested)
     return reasons

@@ -96,13 +96,13 @@ def test_cancel_all_never_cancels_the_operations_own_job():
     assert Job.objects.get(pk=row.job_id).status == S.QUEUED
 
 
-def test_giving_up_marks_the_operation_failed_with_its_counts():
+def test_an_operation_whose_job_died_reads_as_failed_with_its_counts():
     user = staff_with("requeue_job")
     row = bulk.start("requeue", user, {"status": S.DEAD})
-    bulk.give_up(row.pk, RuntimeError("database gone"))
+    Job.objects.filter(pk=row.job_id).update(status=S.DEAD, last_error="RuntimeError: db gone")
+    assert bulk.report(row).startswith("Stopped by an error after 0 of 0: requeued 0, skipped 0.")
     row.refresh_from_db()
-    assert row.status == OperationStatus.FAILED
-    assert bulk.report(row).startswith("Stopped by an error after: requeued 0, skipped 0.")
+    assert row.status == OperationStatus.FAILED and row.error == "RuntimeError: db gone"
 
 
 def test_per_page_actions_are_in_the_audit_log_with_their_counts():
