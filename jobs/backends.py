@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -35,8 +36,10 @@ from jobs import signals
 from jobs.core import registry
 from jobs.core.context import current_job
 from jobs.core.enqueue import enqueue
+from jobs.core.queues import check_name, shown
+from jobs.core.registry import check_priority
 from jobs.core.retry import Backoff
-from jobs.exceptions import TaskRegistrationError
+from jobs.exceptions import InvalidJobOption, TaskRegistrationError
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus
 
 try:  # Django 6.0 and later
@@ -83,6 +86,22 @@ class JobsBackend(BaseTaskBackend):
     supports_async_task = False  # a coroutine task would need an event loop per worker
 
     def validate_task(self, task: Task) -> None:
+        """Our checks, then Django's, then registration; every refusal comes out as
+        Django's InvalidTaskError naming the rule.
+
+        Ours come first: Django's own calls int() on the priority and utcoffset() on
+        run_after, which escape as ValueError or AttributeError for a NaN or a string;
+        and its queue check only asks that the name be in QUEUES (an empty QUEUES
+        allows any), where ours is the one queue-name rule.
+        """
+        try:
+            check_priority(task.priority)
+            check_name(task.queue_name, "queue_name")
+            if task.run_after is not None and not isinstance(task.run_after, datetime):
+                raise InvalidJobOption(
+                    f"run_after must be a datetime or None, got {shown(task.run_after)}")
+        except InvalidJobOption as exc:
+            raise InvalidTaskError(str(exc)) from None
         super().validate_task(task)
         _register(task)
 
@@ -153,7 +172,7 @@ def _register(task: Task) -> None:
     try:
         registry.task(run, name=task.module_path, queue=task.queue_name,
                       steps=getattr(task, "steps", ()), **options)
-    except TaskRegistrationError as exc:
+    except (TaskRegistrationError, InvalidJobOption) as exc:
         raise InvalidTaskError(str(exc)) from None
 
 

@@ -15,7 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from jobs import conf
 from jobs.conf import BROKER, DEFAULTS, ENV_PREFIX, TIMEOUT_GRACE_SECONDS
+from jobs.core.queues import QUEUE_NAME_RULE, check_name
 from jobs.core.registry import registered_tasks
+from jobs.exceptions import InvalidQueueName
 
 
 def _name(key: str) -> str:
@@ -57,11 +59,11 @@ def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="jobs.E006",
             ))
     for key, names in (("DEFAULT_QUEUE", [js.default_queue]), ("QUEUES", list(js.queues))):
-        bad = [n for n in names if not n.strip() or len(n) > 64]
+        bad = [n for n in names if not _queue_name_ok(n)]
         if bad:
             errors.append(Error(
-                f"{_name(key)} holds {bad!r}: a queue name is 1 to 64 characters, "
-                "or enqueue() refuses every job.",
+                f"{_name(key)} holds {bad!r}: {QUEUE_NAME_RULE}, or enqueue() refuses "
+                "every job.",
                 hint=f"Set {ENV_PREFIX}{key} (default {DEFAULTS[key]!r}).", id="jobs.E007",
             ))
     return errors
@@ -118,3 +120,12 @@ def check_cluster_settings(app_configs: Any = None, **kwargs: Any) -> list[Error
             id="jobs.E005",
         ))
     return errors
+
+
+def _queue_name_ok(name: str) -> bool:
+    """The one queue-name rule, jobs.core.queues.check_name's."""
+    try:
+        check_name(name)
+    except InvalidQueueName:
+        return False
+    return True

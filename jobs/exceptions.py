@@ -74,5 +74,13 @@ class IdempotencyConflict(JobsError):
         self.existing_job_id = existing_job_id
 
 
-class InvalidQueueName(JobsError, ValueError):
-    """A queue name that cannot be stored (empty, padded or too long)."""
+class InvalidQueueName(InvalidJobOption):
+    """A queue name that breaks the queue-name rule (jobs.core.queues.check_name):
+    empty, padded, too long, or holding a character that is not printable. An
+    InvalidJobOption too, since enqueue() and @task refuse it as an option."""
+
+
+class InvalidTaskName(TaskRegistrationError, ValueError):
+    """A task name that breaks the task-name rule (jobs.core.registry.check_task_name):
+    the name travels in dashboard URLs, logs and command lines, so it is refused at
+    registration rather than breaking every page that links to it."""

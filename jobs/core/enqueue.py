@@ -6,11 +6,10 @@ name is misspelt or an argument cannot be stored.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -19,13 +18,13 @@ from django.utils import timezone
 
 from jobs import conf, signals
 from jobs.core import tracing
+from jobs.core.queues import check_name, shown
 from jobs.core.registry import (
     ENQUEUE_OPTIONS,
     MAX_IDEMPOTENCY_KEY,
     Task,
     check_max_attempts,
     check_priority,
-    check_queue,
     get_task,
     is_registered,
 )
@@ -76,7 +75,7 @@ def enqueue(
         "task_name": t.name,
         "args": json_args,
         "kwargs": json_kwargs,
-        "queue": check_queue(queue if queue is not None else t.queue or conf.get().default_queue),
+        "queue": check_name(queue if queue is not None else t.queue or conf.get().default_queue),
         "priority": check_priority(priority if priority is not None else t.priority),
         "max_attempts": check_max_attempts(
             max_attempts if max_attempts is not None else t.effective_max_attempts()
@@ -182,7 +181,7 @@ def stored_arguments(
     limit = conf.get().max_arguments_bytes
     what = f"the arguments of task {task_name!r}"
     items = [(f"args[{i}]", a) for i, a in enumerate(args)]
-    items += [(f"kwargs[{k!r}]", v) for k, v in kwargs.items()]
+    items += [(f"kwargs[{k[:40]!r}]", v) for k, v in kwargs.items()]
     try:
         check_json(items, what, limit)
         stored = stored_json([args, kwargs], what, limit)
@@ -210,18 +209,28 @@ def _check_run_after(value: Any, now: datetime) -> datetime:
                 f"run_after must be timezone-aware, got naive {value!r} "
                 "(use django.utils.timezone.now() or attach a tzinfo)"
             )
+        try:  # the column stores the instant in UTC; it must exist there
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidJobOption(
+                f"run_after {value.isoformat()} falls outside the years 1 to 9999 in UTC, "
+                "which a datetime cannot hold"
+            ) from None
         if value - now > latest:
             raise InvalidJobOption(
                 f"run_after {value.isoformat()} is more than {latest.days} days ahead "
                 "(JOBS['MAX_DELAY_DAYS'])"
             )
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        # A time already past means "now": a job cannot have waited before it existed.
+        # Kept as given, year 1 would jump ahead of every priority through aging and
+        # make /healthz report a wait of centuries.
+        return max(value, now)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         raise InvalidJobOption(
-            f"run_after takes a datetime or a timedelta, got the number {value!r} "
+            f"run_after takes a datetime or a timedelta, got the number {shown(value)} "
             "(use timedelta(seconds=...))"
         )
-    raise InvalidJobOption(f"run_after takes a datetime or a timedelta, got {value!r}")
+    raise InvalidJobOption(f"run_after takes a datetime or a timedelta, got {shown(value)}")
 
 
 def _check_enqueued_by(user: Any) -> Any:
@@ -244,7 +253,7 @@ def _check_idempotency_key(key: Any) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidJobOption(
             f"idempotency_key must be a non-empty string of at most {MAX_IDEMPOTENCY_KEY} "
-            f"characters, got {key!r}"
+            f"characters, got {shown(key)}"
         )
     try:
         return check_text(key, "idempotency_key")

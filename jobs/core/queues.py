@@ -19,16 +19,42 @@ from jobs.models import Job, JobStatus, QueuePause
 # The wake-up channel and payload of jobs/migrations/0002's trigger: "<queue> <epoch>".
 CHANNEL = "jobs_runnable"
 MAX_QUEUE_NAME = 64  # Job.queue's length
+QUEUE_NAME_RULE = (
+    f"a non-empty string of at most {MAX_QUEUE_NAME} printable characters without "
+    "surrounding spaces (no NUL, control or format character, lone surrogate or "
+    "non-ASCII space)"
+)
 
 
-def check_name(queue: Any) -> str:
-    """A queue name as stored, or InvalidQueueName naming the rule."""
-    if not isinstance(queue, str) or not queue.strip() or queue != queue.strip():
-        raise InvalidQueueName(f"queue must be a non-empty name without surrounding spaces, "
-                               f"got {queue!r}")
-    if len(queue) > MAX_QUEUE_NAME:
-        raise InvalidQueueName(f"queue is at most {MAX_QUEUE_NAME} characters, got {len(queue)}")
+def check_name(queue: Any, argument: str = "queue") -> str:
+    """`queue` as it will be stored, or InvalidQueueName naming `argument` and the rule.
+
+    The one rule for queue names: enqueue(), @task(queue=...), the django.tasks
+    backend's queue_name, pause/resume, qcluster --queues and the dashboard all
+    check a name here, so a queue a job was put in can always be paused, served
+    and filtered by the same name. Nothing is trimmed: " emails" is refused, not
+    silently turned into another queue.
+    """
+    if (not isinstance(queue, str) or not queue or len(queue) > MAX_QUEUE_NAME
+            or queue != queue.strip() or not queue.isprintable()):
+        raise InvalidQueueName(f"{argument} must be {QUEUE_NAME_RULE}; got {shown(queue)}")
     return queue
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A refused value as an error message can carry it: its repr cut to `limit`
+    characters, and its type when it is not text. Never raises: the repr of an int
+    past 4,300 digits does, and a hostile object's __repr__ may."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + (f"… ({len(value)} characters)" if len(value) > limit
+                                      else "")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an int of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - any failure of a caller's __repr__
+        text = "<unprintable>"
+    return f"{text[:limit]}{'…' if len(text) > limit else ''} ({type(value).__name__})"
 
 
 def paused() -> set[str]:

@@ -7,15 +7,19 @@ name, and `enqueue()` refuses a name that is not here.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobs import conf
+from jobs.core.queues import check_name as check_queue  # the one queue-name rule
+from jobs.core.queues import shown
 from jobs.core.retry import Backoff
 from jobs.core.serialization import check_text
 from jobs.exceptions import (
     InvalidJobOption,
+    InvalidTaskName,
     StepError,
     TaskRegistrationError,
     UnknownTaskError,
@@ -27,9 +31,19 @@ ENQUEUE_OPTIONS = frozenset(
     {"queue", "priority", "run_after", "max_attempts", "idempotency_key", "enqueued_by"}
 )
 PRIORITY_RANGE = (-1000, 1000)
-MAX_QUEUE_NAME = 64
-MAX_TASK_NAME = 200
+MAX_TASK_NAME = 200  # Job.task_name's length
 MAX_IDEMPOTENCY_KEY = 255
+MAX_STEP_NAME = 200  # Step.name's length
+# A week: past it the interval timer overflows long before anyone waits for it.
+MAX_TIMEOUT = 7 * 24 * 3600
+TASK_NAME_RULE = (
+    f"1 to {MAX_TASK_NAME} characters, each a letter, a digit or one of _ . - : < >, "
+    "the first a letter, a digit or _ (a dotted path such as myapp.tasks.send_email); "
+    "no /, ?, #, %, space or control character"
+)
+# \w is Unicode-aware: Python identifiers in any script are letters here, so every
+# function's dotted path (including "<locals>" and "<lambda>") fits the rule.
+_TASK_NAME = re.compile(r"\w[\w.:<>-]*")
 
 
 @dataclass(frozen=True)
@@ -91,11 +105,9 @@ def task(
     """
 
     def register(fn: Callable[..., Any]) -> Task:
-        task_name = name or f"{fn.__module__}.{fn.__qualname__}"
-        if not task_name or len(task_name) > MAX_TASK_NAME or "\x00" in task_name:
-            raise TaskRegistrationError(
-                f"a task name is 1 to {MAX_TASK_NAME} characters without NUL, got {task_name!r}"
-            )
+        given = name is not None  # an explicit "" is refused, not replaced by the default
+        task_name = check_task_name(name if given else _qualified(fn),
+                                    "name" if given else "the task's dotted path")
         clash = ENQUEUE_OPTIONS & set(inspect.signature(fn).parameters)
         if clash:
             raise TaskRegistrationError(
@@ -107,8 +119,22 @@ def task(
         check_priority(priority)
         if max_attempts is not None:
             check_max_attempts(max_attempts)
-        if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
-            raise TaskRegistrationError(f"timeout must be a positive int, got {timeout!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
+                                    or not 1 <= timeout <= MAX_TIMEOUT):
+            raise TaskRegistrationError(
+                f"Task {task_name!r}: timeout must be an int of seconds from 1 to "
+                f"{MAX_TIMEOUT} (a week), got {shown(timeout)}")
+        if atomic is not None and not isinstance(atomic, bool):
+            raise TaskRegistrationError(
+                f"Task {task_name!r}: atomic must be True, False or None, got {shown(atomic)}")
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TaskRegistrationError(
+                f"Task {task_name!r}: backoff must be a jobs.Backoff or None, "
+                f"got {type(backoff).__name__}")
+        if not isinstance(steps, (list, tuple)):  # a str would become one step per letter
+            raise TaskRegistrationError(
+                f"Task {task_name!r}: steps must be a list or tuple of step names, "
+                f"got {type(steps).__name__}")
         try:
             planned = tuple(validate_plan(steps))
         except StepError as exc:
@@ -145,13 +171,15 @@ def _qualified(fn: Callable[..., Any]) -> str:
 
 
 def get_task(name: str) -> Task:
-    try:
-        return _registry[name]
-    except KeyError:
+    """The task registered as `name`, or UnknownTaskError (also for a name that is not
+    text: a list would otherwise escape as a TypeError from the dict lookup)."""
+    found = _registry.get(name) if isinstance(name, str) else None
+    if found is None:
         raise UnknownTaskError(
-            f"No task is registered as {name!r}. Registered: {sorted(_registry) or 'none'}. "
+            f"No task is registered as {shown(name)}. Registered: {sorted(_registry) or 'none'}. "
             "Is its module imported (an app's tasks.py, or JOBS['TASK_MODULES'])?"
-        ) from None
+        )
+    return found
 
 
 def registered_tasks() -> dict[str, Task]:
@@ -164,37 +192,49 @@ def is_registered(t: Task) -> bool:
 
 
 
+def check_task_name(name: Any, argument: str = "name") -> str:
+    """`name` if it fits the task-name rule, else InvalidTaskName naming `argument` and
+    the rule.
+
+    The one rule for task names, checked at registration (@task, the django.tasks
+    backend), so every registered name can travel where names go: dashboard URLs
+    (a "/" would make reverse() fail on every page that links the task), logs,
+    command lines and the database column.
+    """
+    if (not isinstance(name, str) or len(name) > MAX_TASK_NAME
+            or _TASK_NAME.fullmatch(name) is None):
+        raise InvalidTaskName(f"{argument} {shown(name)} is not a valid task name: "
+                              f"a task name is {TASK_NAME_RULE}")
+    return name
+
+
 def validate_plan(names: list[str] | tuple[str, ...]) -> list[str]:
-    """Declared step names: non-empty, at most 200 characters, unique within the job."""
+    """Declared step names: non-empty text the database can store, at most 200
+    characters, unique within the job (a step's checkpoint is found by its name)."""
     names = list(names)
-    if not all(isinstance(n, str) and n and len(n) <= 200 for n in names):
-        raise StepError(f"step names must be non-empty strings of at most 200 characters: {names}")
+    if not all(isinstance(n, str) and n and len(n) <= MAX_STEP_NAME for n in names):
+        raise StepError(f"step names must be non-empty strings of at most {MAX_STEP_NAME} "
+                        f"characters: {shown(names, 300)}")
+    for n in names:
+        try:
+            check_text(n, f"the step name {n[:40]!r}")
+        except UnstorableValue as exc:
+            raise StepError(str(exc)) from None
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise StepError(f"step names must be unique within a job; repeated: {duplicates}")
     return names
 
 
-def check_queue(queue: Any) -> str:
-    if not isinstance(queue, str) or not queue.strip() or len(queue) > MAX_QUEUE_NAME:
-        raise InvalidJobOption(
-            f"queue must be a non-empty string of at most {MAX_QUEUE_NAME} characters, "
-            f"got {queue!r}"
-        )
-    try:
-        return check_text(queue, "queue")
-    except UnstorableValue as exc:
-        raise InvalidJobOption(str(exc)) from None
-
-
 def check_priority(priority: Any) -> int:
     low, high = PRIORITY_RANGE
     if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
-        raise InvalidJobOption(f"priority must be an int from {low} to {high}, got {priority!r}")
+        raise InvalidJobOption(
+            f"priority must be an int from {low} to {high}, got {shown(priority)}")
     return priority
 
 
 def check_max_attempts(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-        raise InvalidJobOption(f"max_attempts must be an int from 1 to 1000, got {value!r}")
+        raise InvalidJobOption(f"max_attempts must be an int from 1 to 1000, got {shown(value)}")
     return value

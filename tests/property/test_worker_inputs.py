@@ -24,6 +24,7 @@ from jobs.models import AttemptStatus, Job, JobStatus, OperationKey, Step
 from jobs.worker import steps as steps_module
 from jobs.worker.runner import run_job
 from tests import strategies as hs
+from tests.strategies import same
 from tests.testapp.models import Effect
 
 pytestmark = [pytest.mark.django_db, pytest.mark.property]
@@ -71,20 +72,6 @@ def given_values(monkeypatch):
     GIVEN.clear()
     yield GIVEN
     GIVEN.clear()
-
-
-def same(a, b) -> bool:
-    """Equal and of the same JSON type all the way down: 1 is not 1.0, -0.0 is not 0.0,
-    True is not 1; the order of object keys does not matter."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return a == b
 
 
 def _count_rule(value, name: str) -> str | None:

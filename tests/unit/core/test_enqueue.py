@@ -19,6 +19,7 @@ from jobs.exceptions import (
     UnknownTaskError,
 )
 from jobs.models import Job, JobStatus
+from jobs.ops import health
 from jobs.worker.broker import reserve_due
 from tests.testapp import tasks
 
@@ -265,10 +266,24 @@ class TestRefusalsBeforeAnySql:
     @pytest.mark.parametrize(
         ("option", "value", "message"),
         [
-            ("queue", "re\x00ports", "queue contains a NUL"),
+            ("queue", "re\x00ports", r"queue must be .*no NUL.*got 're\\x00ports'"),
             ("idempotency_key", "key\x00", "idempotency_key contains a NUL"),
         ],
     )
     def test_option_text_the_database_cannot_store(self, option, value, message):
         with pytest.raises(InvalidJobOption, match=message):
             enqueue("tests.add", 1, 2, **{option: value})
+
+
+@pytest.mark.django_db
+def test_a_run_after_in_the_past_means_now_for_ordering_and_waiting_figures():
+    before = timezone.now()
+    ancient = enqueue("tests.add", 1, 2, run_after=datetime(1, 1, 2, tzinfo=UTC), priority=0)
+    urgent = enqueue("tests.add", 3, 4, priority=1000)
+    ancient.refresh_from_db()
+    # Stored as the moment it was enqueued: it cannot have waited before it existed.
+    assert before <= ancient.run_after <= timezone.now()
+    # So it does not jump ahead of priority 1000 through aging...
+    assert reserve_due("default", 2)[0] == urgent.pk
+    # ...and /healthz does not report a wait of centuries.
+    assert health.check()["oldest_due_wait_seconds"] < 60
