@@ -1,4 +1,4 @@
-"""Who may open the dashboard: active staff only."""
+"""Who may open a dashboard page: the rule `jobs.ops.access.ROUTES` gives its URL name."""
 
 from __future__ import annotations
 
@@ -12,15 +12,29 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
+from jobs.ops import access
 from jobs.ops.presentation import reject_unstorable_input
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous visitors go to the admin login (and come back); non-staff get 403;
-    malformed input gets 400.
+def route_name(request: HttpRequest) -> str:
+    """The name the table knows the route by: its application namespace and URL name,
+    so a project that includes the dashboard under another instance name keeps the rules."""
+    match = request.resolver_match
+    if match is None or not match.url_name:
+        return ""
+    return ":".join([*match.app_names, match.url_name])
 
-    An HTMX request whose session expired gets an HX-Redirect to the login page,
-    so the login form replaces the page instead of being swapped into a fragment.
+
+def guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Enforce the table's rule for the route and method the request came by.
+
+    A route the table does not know is refused, never open by default.
+    Anonymous visitors go to the admin login (and come back); a signed-in user
+    the rule refuses gets 403; malformed input gets 400. An HTMX request whose
+    session expired gets an HX-Redirect to the login page, so the login form
+    replaces the page instead of being swapped into a fragment.
+    `request.job_data_visible` tells templates whether to show job data
+    (`access.can_read_job_data`), for pages that any staff may open.
     """
 
     @wraps(view)
@@ -32,8 +46,13 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
                 current = request.htmx.current_url_abs_path or request.get_full_path()
                 return HttpResponseClientRedirect(redirect_to_login(current, login).url)
             return redirect_to_login(request.get_full_path(), login)
-        if not (user.is_active and user.is_staff):
-            raise PermissionDenied("The dashboard is for staff only.")
+        name = route_name(request)
+        rule = access.rule_for(name, request.method or "")
+        if rule is None:
+            raise PermissionDenied(f"No permission rule for {name or request.path!r}.")
+        if not rule.allows(user, **kwargs):
+            raise PermissionDenied(f"This page needs: {rule.says}.")
+        request.job_data_visible = access.can_read_job_data(user)
         reject_unstorable_input(request)  # 400 before any query sees the value
         return view(request, *args, **kwargs)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 from django import forms
@@ -168,7 +169,59 @@ class QueuePauseForm(forms.Form):
             f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
 
 
-class BulkAllForm(ActionForm):
-    """An action on every job matching the filters (in `filters`, a list query string)."""
+# The filters that narrow which jobs match; "size" only pages the list.
+MATCH_FIELDS = tuple(name for name in FILTER_FIELDS if name != "size")
 
-    filters = forms.CharField(required=False, max_length=4000)
+
+class BulkAllForm(ActionForm):
+    """An action on every job matching the filters (in `filters`, a list query string).
+
+    The filter text is read strictly, because a filter that is dropped widens
+    the action: an unknown or misspelled key (`stauts=dead`), a key without a
+    value, a key given twice or text that is no query string (`%%%`) is refused
+    with the reason, never ignored. No filter at all means every job: that
+    needs `every` set to the number of jobs the operator was shown.
+    """
+
+    filters = forms.CharField(required=False, max_length=4000, strip=False)
+    every = forms.IntegerField(required=False, min_value=0, max_value=10 ** 12,
+                               widget=forms.HiddenInput)
+
+    def clean_filters(self) -> dict[str, Any]:
+        text = self.cleaned_data["filters"]
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                              errors="strict", max_num_fields=2 * len(FILTER_FIELDS))
+        except ValueError:
+            raise ValidationError(
+                "The filters are not a list query string (like status=dead&queue=emails); "
+                "nothing was started.") from None
+        keys = [key for key, _ in pairs]
+        unknown = sorted({k for k in keys if k not in FILTER_FIELDS})
+        if unknown:
+            raise ValidationError(
+                f"Unknown filter {', '.join(map(repr, unknown))}: the filters are "
+                f"{', '.join(MATCH_FIELDS)}.")
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValidationError(f"The filter {', '.join(map(repr, twice))} is given twice.")
+        empty = sorted(k for k, value in pairs if not value)
+        if empty:
+            raise ValidationError(f"The filter {', '.join(map(repr, empty))} has no value.")
+        listed = JobFilterForm(QueryDict(text))
+        if not listed.is_valid():
+            raise ValidationError([f"{name}: {' '.join(errors)}"
+                                   for name, errors in listed.errors.items()])
+        blank = sorted(k for k in keys if k != "size" and not listed.cleaned_data.get(k))
+        if blank:  # " " is stripped to nothing: dropped, it would widen the action
+            raise ValidationError(f"The filter {', '.join(map(repr, blank))} is blank.")
+        return listed.cleaned_data
+
+    def problems(self) -> list[str]:
+        return [f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)
+                for name, errors in self.errors.items()]
+
+    @staticmethod
+    def narrows(filters: dict[str, Any]) -> bool:
+        """Whether the cleaned filters select less than every job."""
+        return any(filters.get(name) for name in MATCH_FIELDS)

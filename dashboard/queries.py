@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from jobs.core.serialization import pretty_json
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
-from jobs.ops import failures, operations, search, stats
+from jobs.ops import access, bulk, failures, operations, search, stats
 from jobs.ops.presentation import (
     CappedCount,
     capped_count,
@@ -286,19 +286,22 @@ ERROR_STATUSES = frozenset({JobStatus.RETRYING, JobStatus.DEAD})
 
 
 def readable_job(user: Any, job_id: UUID) -> Job | None:
-    """The job if `user` may read it: its owner (Job.enqueued_by) or staff.
+    """The job if `user` may read it (`access.may_read_job`): its owner
+    (Job.enqueued_by), or staff with jobs.view_job.
 
     Anyone else gets None, exactly as for a job that does not exist, so the
-    API never tells a stranger that a job id is real.
+    API never tells a stranger that a job id is real, and staff without the
+    right to read job data do not get its result or error here either.
     """
-    qs = Job.objects.filter(pk=job_id)
-    if not (user.is_active and user.is_staff):
-        qs = qs.filter(enqueued_by=user)
-    return qs.first()
+    return access.readable_jobs(user).filter(pk=job_id).first()
 
 
 def status_payload(job: Job) -> dict[str, Any]:
-    """What the app's own frontends need to show a job's state (two queries)."""
+    """What the app's own frontends need to show a job's state (two queries).
+
+    It carries the job's result and error: call it only for a job `readable_job`
+    returned.
+    """
     steps = list(Step.objects.filter(job=job).order_by("position", "id"))
     status = JobStatus(job.status)
     return {
@@ -321,3 +324,8 @@ def status_payload(job: Job) -> dict[str, Any]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def every_job_count() -> CappedCount:
+    """How many jobs an action on "every job" would act on, as the confirmation names it."""
+    return capped_count(search.matching({}).exclude(task_name=bulk.TASK))

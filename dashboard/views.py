@@ -25,13 +25,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard import queries
-from dashboard.access import staff_required
+from dashboard.access import guarded
 from dashboard.forms import BulkActionForm, BulkAllForm, JobFilterForm, QueuePauseForm
 from jobs import conf
 from jobs.core.clusters import MISSED_REFRESHES
-from jobs.core.registry import registered_tasks
+from jobs.core.registry import check_task_name, registered_tasks
+from jobs.exceptions import InvalidTaskName
 from jobs.models import OperationStatus, OperatorAction, Step
-from jobs.ops import audit, bulk, failures, health, operations, task_figures
+from jobs.ops import access, audit, bulk, failures, health, operations, task_figures
 from jobs.ops import queues as op_queues
 from jobs.ops import workers as op_workers
 from jobs.ops.presentation import StepLimitsForm, reject_unstorable_input, value_text
@@ -57,7 +58,7 @@ def _flash(text: str, level: str = "success") -> dict[str, str]:
 
 
 @require_GET
-@staff_required
+@guarded
 @vary_on_headers("HX-Request")
 def overview(request: HttpRequest) -> HttpResponse:
     context = {**queries.overview(),
@@ -82,7 +83,7 @@ def _list_context(request: HttpRequest, form: JobFilterForm) -> dict[str, Any]:
 
 
 @require_GET
-@staff_required
+@guarded
 @vary_on_headers("HX-Request")
 def job_list(request: HttpRequest) -> HttpResponse:
     form = JobFilterForm(request.GET)
@@ -94,7 +95,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@guarded
 def job_action(request: HttpRequest, action: str) -> HttpResponse:
     """Run one of jobs.operations' actions on the selected jobs and say what happened."""
     if action not in operations.ACTIONS:
@@ -175,13 +176,13 @@ def _detail_context(request: HttpRequest, job_id: UUID, **extra: Any) -> dict[st
 
 
 @require_GET
-@staff_required
+@guarded
 def job_detail(request: HttpRequest, job_id: UUID) -> HttpResponse:
     return render(request, "dashboard/job_detail.html", _detail_context(request, job_id))
 
 
 @require_GET
-@staff_required
+@guarded
 def job_live(request: HttpRequest, job_id: UUID) -> HttpResponse:
     """The polled part of the job page; once terminal it renders without a trigger."""
     return _live(request, job_id)
@@ -199,7 +200,7 @@ def _live(request: HttpRequest, job_id: UUID, status: int = 200, **extra: Any) -
 
 
 @require_POST
-@staff_required
+@guarded
 def step_limits(request: HttpRequest, job_id: UUID, step_id: int) -> HttpResponse:
     """Save an operator's edit of a step's limits (what a resume will run with).
 
@@ -230,10 +231,14 @@ def step_limits(request: HttpRequest, job_id: UUID, step_id: int) -> HttpRespons
 
 
 @require_GET
-@staff_required
+@guarded
 def full_value(request: HttpRequest, kind: str, pk: str, field: str) -> HttpResponse:
-    """The whole of a long value a page previews; plain text, so it never runs as markup."""
-    text = value_text(kind, pk, field)
+    """The whole of a long value a page previews; plain text, so it never runs as markup.
+
+    Every kind is job data: `value_text` refuses users `access.can_read_job_data`
+    refuses, as the admin's value view does.
+    """
+    text = value_text(kind, pk, field, user=request.user)
     if text is None:
         raise Http404("No such value.")
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
@@ -243,7 +248,7 @@ def full_value(request: HttpRequest, kind: str, pk: str, field: str) -> HttpResp
 
 
 @require_GET
-@staff_required
+@guarded
 @vary_on_headers("HX-Request")
 def queue_list(request: HttpRequest) -> HttpResponse:
     return _queues(request)
@@ -262,7 +267,7 @@ def _queues(request: HttpRequest, flash: dict[str, str] | None = None,
 
 
 @require_POST
-@staff_required
+@guarded
 def queue_pause(request: HttpRequest) -> HttpResponse:
     """Pause or resume one queue (jobs.pause_queue); the outcome is said, not assumed."""
     if not op_queues.can_pause(request.user):
@@ -287,7 +292,7 @@ def queue_pause(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@guarded
 @vary_on_headers("HX-Request")
 def worker_list(request: HttpRequest) -> HttpResponse:
     context = {"page": op_workers.page(), "missed": MISSED_REFRESHES,
@@ -298,7 +303,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@guarded
 def failure_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/failures.html", {
         "groups": failures.groups(),
@@ -308,10 +313,13 @@ def failure_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@guarded
 def task_list(request: HttpRequest, task_name: str | None = None) -> HttpResponse:
-    if task_name is not None and len(task_name) > 200:
-        raise BadRequest("A task name is at most 200 characters.")
+    if task_name is not None:
+        try:
+            check_task_name(task_name, "the task in the URL")  # the registry's one rule
+        except InvalidTaskName as exc:
+            raise BadRequest(str(exc)) from None
     windows = [{"key": key, "label": label,
                 "rows": task_figures.figures(key, task_name=task_name)}
                for key, label in (("1h", "Last hour"), ("24h", "Last 24 hours"))]
@@ -319,7 +327,7 @@ def task_list(request: HttpRequest, task_name: str | None = None) -> HttpRespons
 
 
 @require_GET
-@staff_required
+@guarded
 @vary_on_headers("HX-Request")
 def activity(request: HttpRequest) -> HttpResponse:
     rows = [_operation_view(row) for row in audit.recent()]
@@ -331,10 +339,10 @@ def activity(request: HttpRequest) -> HttpResponse:
 
 def _operation_view(row: OperatorAction) -> dict[str, Any]:
     stored = row.target.get("filter") if isinstance(row.target, dict) else None
-    running = row.status == OperationStatus.RUNNING
+    report = bulk.report(row)  # settles a row whose job ended unseen: read status after
     return {"row": row, "label": operations.label(row.action),
             "target": audit.describe_target(row.target),
-            "report": bulk.report(row), "running": running,
+            "report": report, "running": row.status == OperationStatus.RUNNING,
             "handled": row.done + row.skipped,
             "filter_query": _filter_query(stored) if stored else ""}
 
@@ -348,7 +356,7 @@ def _filter_query(stored: dict[str, Any]) -> str:
 
 
 @require_GET
-@staff_required
+@guarded
 def operation(request: HttpRequest, operation_id: int) -> HttpResponse:
     """A background action's progress and report; polled until it is finished."""
     row = get_object_or_404(OperatorAction, pk=operation_id)
@@ -362,22 +370,30 @@ def operation(request: HttpRequest, operation_id: int) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@guarded
 def bulk_start(request: HttpRequest, action: str) -> HttpResponse:
-    """Start `action` on every job matching a filter, as a background operation."""
+    """Start `action` on every job matching a filter, as a background operation.
+
+    A filter that cannot be read exactly is refused (400) with its reason: an
+    action on more jobs than the operator meant cannot be undone. With no
+    filter at all, the operator confirms on a page that names the count.
+    """
     if action not in operations.ACTIONS:
         raise Http404(f"no action {action!r}")
-    if not operations.ACTIONS[action].allowed(request.user):
+    chosen = operations.ACTIONS[action]
+    if not chosen.allowed(request.user):
         raise PermissionDenied(f"You may not {action} jobs.")
     form = BulkAllForm(request.POST, action=action)
-    filters = JobFilterForm(QueryDict(request.POST.get("filters", "")))
-    if not form.is_valid() or not filters.is_valid():
-        problems = [str(e) for e in form.non_field_errors()] + [
-            f"{name}: {' '.join(errors)}" for name, errors in
-            {**form.errors, **filters.errors}.items() if name != "__all__"]
-        messages.error(request, "Nothing was started: " + "; ".join(problems))
-        return redirect(f"{reverse('dashboard:jobs')}?{filters.querystring()}")
-    row = bulk.start(action, request.user, filters.cleaned_data, note=form.cleaned_data["note"])
+    if not form.is_valid():
+        return render(request, "dashboard/bulk_start.html",
+                      {"action": chosen, "problems": form.problems()}, status=400)
+    filters = form.cleaned_data["filters"]
+    if not form.narrows(filters):
+        count = queries.every_job_count()
+        if form.cleaned_data["every"] != count.value:
+            return render(request, "dashboard/bulk_start.html",
+                          {"action": chosen, "count": count, "form": form})
+    row = bulk.start(action, request.user, filters, note=form.cleaned_data["note"])
     return redirect("dashboard:operation", operation_id=row.pk)
 
 
@@ -389,9 +405,10 @@ def bulk_start(request: HttpRequest, action: str) -> HttpResponse:
 def job_status(request: HttpRequest, job_id: UUID) -> JsonResponse:
     """JSON state of one job for the app's own frontends.
 
-    Only the job's owner (Job.enqueued_by) or staff may read it. Anyone else
-    gets the same 404 as for a job that does not exist, so ids cannot be
-    probed; anonymous callers get 401.
+    Only the job's owner (Job.enqueued_by) or staff with jobs.view_job may read
+    it (`access.may_read_job`, the table's rule for this route): its result and
+    error are job data. Anyone else gets the same 404 as for a job that does not
+    exist, so ids cannot be probed; anonymous callers get 401.
     """
     if not request.user.is_authenticated:
         return JsonResponse({"error": "Authentication required."}, status=401)
@@ -430,7 +447,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     token = conf.get().metrics_token
     sent = request.headers.get("Authorization", "")
     by_token = bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
-    if not by_token and not (request.user.is_authenticated and request.user.is_staff):
+    if not by_token and not access.METRICS.allows(request.user):
         return HttpResponse("Forbidden: staff or the metrics token only.\n", status=403,
                             content_type="text/plain")
     if find_spec("prometheus_client") is None:

@@ -16,6 +16,7 @@ from jobs.admin.base import (
     value_url,
 )
 from jobs.models import Attempt
+from jobs.ops import access
 from jobs.ops.presentation import short_id
 
 # --- Attempt -------------------------------------------------------------------------------
@@ -44,6 +45,10 @@ class AttemptAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """An attempt's error and traceback are job data: jobs.view_job too (jobs.ops.access)."""
+        return access.may_view_job_record(request.user, "attempt")
 
     @admin.display(description="job")
     def job_link(self, obj: Attempt) -> SafeString:

@@ -23,6 +23,7 @@ from jobs.admin.base import (
     value_url,
 )
 from jobs.models import DeadLetter, Job
+from jobs.ops import access
 from jobs.ops.presentation import short_id
 
 # --- DeadLetter ----------------------------------------------------------------------------
@@ -45,6 +46,14 @@ class DeadLetterAdmin(IndexedSearchMixin, OperationsActionsMixin, LargeTableAdmi
     readonly_fields = tuple(f for f in fields if f != "note")
     actions = ["resolve_selected", "requeue_selected"]
     gated_actions = {"resolve_selected": "resolve", "requeue_selected": "requeue"}
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """A dead letter's error and traceback are job data: jobs.view_job too."""
+        return access.may_view_job_record(request.user, "deadletter")
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Saving the note shows the letter: jobs.view_job too (jobs.ops.access)."""
+        return access.may_change_job_record(request.user, "deadletter")
 
     @admin.display(description="job")
     def job_link(self, obj: DeadLetter) -> SafeString:

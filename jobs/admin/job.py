@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
@@ -32,7 +31,7 @@ from jobs.admin.base import (
     truncated,
 )
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Step
-from jobs.ops import bulk, operations
+from jobs.ops import access, bulk, operations
 from jobs.ops.presentation import duration_text, short_id, status_dot, value_text
 
 # --- Job -----------------------------------------------------------------------------------
@@ -147,6 +146,10 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
         # Viewing only: saving a form would bypass the state machine.
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Every job page shows job data: the one rule (jobs.ops.access) decides."""
+        return access.can_read_job_data(request.user)
+
     # List columns ----------------------------------------------------------------
 
     @admin.display(description="id")
@@ -220,9 +223,7 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
 
     def value_view(self, request: HttpRequest, kind: str, pk: str, field: str) -> HttpResponse:
         """Plain text, so a value can never run as markup, for anyone who may view jobs."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        text = value_text(kind, pk, field)
+        text = value_text(kind, pk, field, user=request.user)  # PermissionDenied for others
         if text is None:
             raise Http404("No such value.")
         return HttpResponse(text, content_type="text/plain; charset=utf-8")

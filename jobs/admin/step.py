@@ -19,7 +19,7 @@ from jobs.admin.base import (
     step_progress,
 )
 from jobs.models import Step
-from jobs.ops import operations
+from jobs.ops import access, operations
 from jobs.ops.presentation import StepLimitsForm, short_id
 
 # --- Step ----------------------------------------------------------------------------------
@@ -48,8 +48,13 @@ class StepAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
     status_kind = "step"
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        # Raising a limit is part of resuming a job: the same permission.
-        return operations.can_edit_limits(request.user)
+        # Raising a limit is part of resuming a job: the same permission, on a page that
+        # shows the step's result and error, so jobs.view_job too.
+        return access.may_edit_step_limits(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """A step's result, error and traceback are job data: jobs.view_job too."""
+        return access.may_view_job_record(request.user, "step")
 
     def save_model(self, request: HttpRequest, obj: Step, form: forms.ModelForm,
                    change: bool) -> None:

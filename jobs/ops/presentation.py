@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from django import forms
-from django.core.exceptions import BadRequest, ValidationError
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.lookups import Exact
 from django.http import HttpRequest
@@ -32,6 +32,7 @@ from jobs.exceptions import UnstorableValue
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus, Step, StepStatus
 from jobs.models.ids import SHORT, tail
 from jobs.models.ids import short_id as short_id  # what lists show; the admin and tags read it here
+from jobs.ops.access import can_read_job_data
 from jobs.ops.operations import validate_limits
 
 # --- Statuses: colour for a glance, words for everyone ---------------------------------
@@ -405,8 +406,15 @@ def bounded_pre(text: str, url: str, css: str = "") -> SafeString:
     return format_html('<pre class="{}">{}</pre>{}', css, shown.text, more)
 
 
-def value_text(kind: str, pk: str, field: str) -> str | None:
-    """The whole value of an allowed field, as a page shows it; None if there is none."""
+def value_text(kind: str, pk: str, field: str, *, user: Any) -> str | None:
+    """The whole value of an allowed field, as a page shows it; None if there is none.
+
+    Every field served here is job data (arguments, results, errors, tracebacks,
+    a step's limits), so `user` must pass `access.can_read_job_data`, whichever
+    screen asks: PermissionDenied otherwise, before any row is read.
+    """
+    if not can_read_job_data(user):
+        raise PermissionDenied("Reading a job's data needs the permission jobs.view_job.")
     is_json = VALUE_FIELDS.get(kind, {}).get(field)
     if is_json is None:
         return None

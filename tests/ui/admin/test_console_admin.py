@@ -57,7 +57,8 @@ def test_resolving_from_the_job_page_keeps_the_note():
 def test_saving_a_steps_limits_lands_on_its_job():
     job = DeadLetterFactory().job
     step = Step.objects.create(job=job, position=1, name="transform", limits={"max_rows": 10})
-    client = client_for(staff_with("view_step", "change_step", "resume_job"))
+    # The step's page shows its result and error: job data, so jobs.view_job too.
+    client = client_for(staff_with("view_job", "view_step", "change_step", "resume_job"))
     response = client.post(reverse("admin:jobs_step_change", args=[step.pk]),
                            {"limits": '{"max_rows": 500}'})
     assert response.status_code == 302

@@ -141,20 +141,53 @@ def test_a_running_operation_keeps_polling(ops_client):
     assert fragment.status_code == 200 and "Working: 0 of 1" in fragment.content.decode()
 
 
-@pytest.mark.parametrize("filters", ["status=exploded", "args=not-json", "since=yesterday"])
-def test_a_bulk_start_with_a_bad_filter_starts_nothing(filters, ops_client):
-    response = ops_client.post(reverse("dashboard:bulk", args=["requeue"]),
-                               {"filters": filters}, follow=True)
-    assert response.redirect_chain[0][1] == 302  # back to the list, its errors shown
-    assert "Nothing was started" in response.content.decode()
+@pytest.mark.parametrize(("filters", "reason"), [
+    ("status=exploded", "status: Select a valid choice"),
+    ("args=not-json", "args filter: Not valid JSON"),
+    ("since=yesterday", "since: Enter a valid date/time"),
+    # A filter that would be dropped widens the action: each is refused, not ignored.
+    ("stauts=dead", "Unknown filter &#x27;stauts&#x27;"),
+    ("status=dead&stauts=dead", "Unknown filter &#x27;stauts&#x27;"),
+    ("%%%", "not a list query string"),
+    ("status", "not a list query string"),
+    ("status=", "has no value"),
+    ("status=dead&status=cancelled", "given twice"),
+    ("after=abc", "Unknown filter &#x27;after&#x27;"),
+    ("queue=%FF", "not a list query string"),
+    ("args=%7B%22a%22%3A+NaN%7D", "NaN, which JSON cannot represent"),
+])
+def test_a_bulk_start_with_a_bad_filter_starts_nothing(filters, reason, ops_client):
+    dead()
+    response = ops_client.post(reverse("dashboard:bulk", args=["cancel"]), {"filters": filters})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Nothing was started" in page and reason in page
     assert not OperatorAction.objects.exists()
+    assert Job.objects.filter(status=S.CANCELLED).count() == 0
+
+
+def test_an_action_on_every_job_without_a_filter_asks_for_the_count_first(ops_client):
+    dead(n=3)
+    url = reverse("dashboard:bulk", args=["requeue"])
+    asked = ops_client.post(url, {"filters": ""})
+    assert asked.status_code == 200 and not OperatorAction.objects.exists()
+    assert "every job (3)?" in asked.content.decode()
+    assert 'name="every" value="3"' in asked.content.decode()
+    # A stale count (a job arrived since) asks again with the new one.
+    dead()
+    again = ops_client.post(url, {"filters": "", "every": "3"})
+    assert again.status_code == 200 and "every job (4)?" in again.content.decode()
+    assert not OperatorAction.objects.exists()
+    started = ops_client.post(url, {"filters": "", "every": "4"})
+    row = OperatorAction.objects.get()
+    assert started.status_code == 302 and row.matched == 4
 
 
 def test_bulk_start_checks_the_actions_permission():
-    response = client_for(staff_with("cancel_job")).post(
+    response = client_for(staff_with("view_job", "cancel_job")).post(
         reverse("dashboard:bulk", args=["requeue"]), {"filters": "status=dead"})
     assert response.status_code == 403 and not OperatorAction.objects.exists()
-    assert client_for(staff_with("cancel_job")).post(
+    assert client_for(staff_with("view_job", "cancel_job")).post(
         reverse("dashboard:bulk", args=["explode"]), {}).status_code == 404
 
 

@@ -81,7 +81,7 @@ def test_staff_without_permissions_see_no_action_and_a_forged_post_is_refused():
 
 def test_only_the_permitted_actions_are_offered():
     JobFactory(status=S.DEAD)
-    html = client_for(staff_with("requeue_job")).get(LIST).content.decode()
+    html = client_for(staff_with("view_job", "requeue_job")).get(LIST).content.decode()
     assert 'data-action="requeue"' in html
     assert 'data-action="cancel"' not in html and 'data-action="resume"' not in html
 
