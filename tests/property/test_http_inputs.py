@@ -232,3 +232,36 @@ def test_the_schedule_form_saves_exactly_or_answers_a_form_error(root, field, te
         saved.delete()
     else:
         assert Schedule.objects.count() == before
+
+
+@given(model=st.sampled_from(["job", "deadletter"]), action=st.one_of(st.sampled_from(
+    ["requeue_selected", "resume_selected", "cancel_selected", "resolve_selected"]),
+    hs.nasty_text), ids=st.lists(hs.nasty_text, max_size=3), note=hs.nasty_text,
+    across=hs.nasty_text, confirm=st.sampled_from(["yes", "", "\x00"]),
+    query_pairs=st.lists(st.tuples(hs.nasty_text, hs.hostile_param), max_size=2))
+@example(model="job", action="cancel_selected", ids=[], note="", across="1", confirm="",
+         query_pairs=[("stauts", "dead")])
+@example(model="deadletter", action="resolve_selected", ids=["1"], note="a\x00b",
+         across="0", confirm="yes", query_pairs=[])
+@example(model="job", action="requeue_selected", ids=["\ud800"], note="", across="0",
+         confirm="", query_pairs=[])
+def test_an_admin_action_answers_any_form_and_refusals_write_nothing(
+        root, model, action, ids, note, across, confirm, query_pairs):
+    job = dead_job()
+    letter = DeadLetter.objects.get(job=job)
+    real = str(job.pk if model == "job" else letter.pk)
+    before = footprint()
+    body = query([("action", action), *(("_selected_action", i or real) for i in ids),
+                  ("select_across", across), ("note", note), ("confirm", confirm),
+                  ("index", "0")])
+    url = f"{reverse(f'admin:jobs_{model}_changelist')}?{query(query_pairs)}"
+    response = root.post(url, body, content_type=FORM)
+    assert_answered(response, 200, 302, 400)
+    if response.status_code == 400:
+        assert footprint() == before
+    if across == "1" and query_pairs and response.status_code == 302:
+        # Select-all under a filter the background action cannot take starts nothing.
+        keys = {k for k, _ in query_pairs} - {"o", "p", "e", "_changelist_filters", "q",
+                                               "status__exact", "queue", "task", "created"}
+        if keys:
+            assert not OperatorAction.objects.exists()
