@@ -48,7 +48,8 @@ def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 ("LISTEN_FALLBACK_SECONDS", js.listen_fallback_seconds),
                 ("CLUSTER_REFRESH_SECONDS", js.cluster_refresh_seconds),
                 ("HEALTH_CLUSTER_SECONDS", js.health_cluster_seconds),
-                ("HEALTH_MAX_WAIT_SECONDS", js.health_max_wait_seconds))
+                ("HEALTH_MAX_WAIT_SECONDS", js.health_max_wait_seconds),
+                ("ONCE_LOCK_TIMEOUT_SECONDS", js.once_lock_timeout_seconds))
     for key, value in positive:
         if value <= 0:
             errors.append(Error(

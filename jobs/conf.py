@@ -81,6 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_MAX_WAIT_SECONDS": 300.0,
     # /metrics answers staff, and anyone sending "Authorization: Bearer <this>" when set.
     "METRICS_TOKEN": "",
+    # PostgreSQL: once(key) waits at most this long for another transaction holding the
+    # same key (a worker cut off mid-job, say); then the attempt fails with
+    # OperationKeyBusy and is retried with backoff, instead of waiting without end.
+    "ONCE_LOCK_TIMEOUT_SECONDS": 5.0,
 }
 
 
@@ -113,6 +117,7 @@ class JobsSettings:
     health_cluster_seconds: float
     health_max_wait_seconds: float
     metrics_token: str
+    once_lock_timeout_seconds: float
 
     def served_queues(self) -> tuple[str, ...]:
         return self.queues or (self.default_queue,)

@@ -60,6 +60,13 @@ class InvalidOperationKey(JobsError, ValueError):
     the column holds, or holding a NUL or a lone surrogate. Raised before any SQL."""
 
 
+class OperationKeyBusy(JobsError):
+    """once(key) waited JOBS['ONCE_LOCK_TIMEOUT_SECONDS'] for another transaction that
+    holds the same key and has not ended (a worker cut off mid-job, say). The attempt
+    fails and is retried with backoff; by then that transaction has committed (the
+    retry skips) or ended (the retry records the key)."""
+
+
 class UnstorableValue(JobsError, ValueError):
     """A value cannot be stored exactly as given (not plain JSON, bad text, too deep or
     too large); the message names where and the rule."""

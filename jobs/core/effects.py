@@ -17,15 +17,19 @@ keeps them as long as their job).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
+from jobs import conf
 from jobs.core.context import current_job
-from jobs.exceptions import InvalidOperationKey, NotInTransaction
+from jobs.exceptions import InvalidOperationKey, NotInTransaction, OperationKeyBusy
 from jobs.models import OperationKey
 
 MAX_OPERATION_KEY = 255  # OperationKey.key's length
 _SURROGATE = re.compile("[\ud800-\udfff]")
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 
 
 def once(key: str) -> bool:
@@ -47,11 +51,39 @@ def once(key: str) -> bool:
         )
     ctx = current_job()
     try:
-        with transaction.atomic():
+        with _lock_wait_bounded(), transaction.atomic():
             OperationKey.objects.create(key=key, job_id=ctx.job_id if ctx else None)
     except IntegrityError:
         return False
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        raise OperationKeyBusy(
+            f"once({key[:80]!r}) waited {conf.get().once_lock_timeout_seconds:g} s for "
+            "another transaction holding the same key; this attempt is retried later"
+        ) from None
     return True
+
+
+@contextmanager
+def _lock_wait_bounded() -> Iterator[None]:
+    """On PostgreSQL, bound the wait on the key's unique index (lock_timeout) for this
+    one INSERT and restore the transaction's own setting after it, so the task's
+    other statements wait as they would have."""
+    if connection.vendor != "postgresql":
+        yield  # SQLite has one writer: no other transaction can hold the key
+        return
+    limit = f"{max(1, round(conf.get().once_lock_timeout_seconds * 1000))}ms"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prev, set_config('lock_timeout', %s, true) FROM "
+                       "(SELECT current_setting('lock_timeout') AS prev) AS p", [limit])
+        previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        if not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
 
 
 def _check_key(key: object) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
@@ -44,10 +46,16 @@ INTERRUPT_SIGNAL = signal.SIGUSR1  # grace period over: give the current job bac
 class _WorkerState:
     draining = False
     in_task = False
+    beat: heartbeat.Beat | None = None  # the running attempt's, for the outcome retries
 
 
 _state = _WorkerState()
 RESULT = "the task's result"
+# Outcome writes while the database is away: first wait, longest wait, and the margin
+# kept before the lease lapses (seconds).
+OUTCOME_RETRY_FIRST = 0.1
+OUTCOME_RETRY_MAX = 2.0
+OUTCOME_MARGIN = 1.0
 T = TypeVar("T")
 
 
@@ -104,7 +112,7 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
         steps=steps,
     )
     beat = heartbeat.watch(claimed, conf.get().lease_seconds, ctx.cancel_event, ctx.lost_event)
-    steps.beat = beat
+    steps.beat = _state.beat = beat
     try:
         with running(ctx), tracing.attempt_span(job.task_name, job.pk, claimed.attempt.number,
                                                 job.traceparent) as span:
@@ -117,6 +125,7 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
                 span.set_attribute("job.outcome", str(status or "discarded"))
             return status
     finally:
+        _state.beat = None
         heartbeat.unwatch(beat)
 
 
@@ -189,26 +198,51 @@ def _invoke(task: Task, args: list, kwargs: dict, timeout: int) -> Any:
 
 
 def _write_outcome(write: Callable[[], T], already: Callable[[], bool] | None = None) -> T | None:
-    """Write an outcome; if the connection died since the task began (a database restart,
-    a failover), reconnect once and write again, so the outcome is not lost with it.
+    """Write an outcome; while the database cannot be reached (a restart, a failover),
+    try again with backoff and jitter until this attempt's lease would lapse, so an
+    outage shorter than a lease loses no attempt and none is reaped as lost while
+    its worker is alive.
 
     Inside the task's own transaction nothing is retried: its writes died with the
     connection, and the failure that follows is the truth. A retry that is refused
-    because the first write did commit (the reply was lost) counts as written.
+    because an earlier write did commit (the reply was lost) counts as written.
     """
-    try:
-        return write()
-    except connections.ConnectionErrors:
-        if not transaction.get_autocommit():
+    delay, tries = OUTCOME_RETRY_FIRST, 0
+    while True:
+        try:
+            written = write()
+        except connections.ConnectionErrors:
+            if not transaction.get_autocommit():
+                raise
+            left = _lease_left()
+            if left < delay:
+                logger.error("could not record an outcome after %s tries; the lease lapses "
+                             "in %.1f s and the reaper will settle the attempt", tries + 1,
+                             max(left, 0.0))
+                raise
+            if tries == 0:
+                logger.warning("the database could not be reached while recording an "
+                               "outcome; trying again for up to %.0f s", left)
+            connection.close()
+            time.sleep(random.uniform(delay / 2, delay))
+            delay, tries = min(delay * 2, OUTCOME_RETRY_MAX), tries + 1
+            continue
+        except LostOwnership:
+            if tries and already is not None and already():
+                return None
             raise
-        logger.warning("the connection died while recording an outcome; reconnecting")
-        connection.close()
-    try:
-        return write()
-    except LostOwnership:
-        if already is None or not already():
-            raise
-        return None
+        if tries:
+            logger.warning("recorded the outcome after %s retries", tries)
+        return written
+
+
+def _lease_left() -> float:
+    """Seconds until the running attempt's lease lapses, as its heartbeat last renewed
+    it, less a margin for the write itself to commit before the reaper may act."""
+    beat = _state.beat
+    if beat is None:
+        return conf.get().lease_seconds / 2
+    return beat.renewed_at + beat.lease_seconds - OUTCOME_MARGIN - time.monotonic()
 
 
 def _succeeded_by(claimed: Claimed) -> bool:

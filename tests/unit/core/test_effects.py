@@ -1,8 +1,11 @@
+import time
+
+import psycopg
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from jobs import enqueue, once
-from jobs.exceptions import NotInTransaction
+from jobs.exceptions import NotInTransaction, OperationKeyBusy
 from jobs.models import Job, JobStatus, OperationKey
 from jobs.worker import reaper
 from jobs.worker.runner import run_job
@@ -62,3 +65,32 @@ def test_a_rerun_after_a_crash_before_commit_performs_the_effect_once():
     assert run_job(job.pk) == JobStatus.SUCCEEDED
     assert Effect.objects.filter(key="welcome-email-sent:7").count() == 1
     assert Job.objects.get(pk=job.pk).attempts.count() == 2
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_key_held_by_a_transaction_that_does_not_end_is_waited_on_for_a_bound(
+        on_postgres, settings):
+    """A worker cut off mid-job holds its key in an open transaction: a re-run elsewhere
+    waits JOBS['ONCE_LOCK_TIMEOUT_SECONDS'], not until the partition heals."""
+    assert on_postgres
+    settings.JOBS = {**settings.JOBS, "ONCE_LOCK_TIMEOUT_SECONDS": 0.3}
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as holder:  # the cut-off worker's open transaction
+        holder.execute(f"INSERT INTO {OperationKey._meta.db_table} (key, created_at) "
+                       "VALUES ('invoice:7', now())")
+        started = time.monotonic()
+        with transaction.atomic():
+            with pytest.raises(OperationKeyBusy, match="waited 0.3 s"):
+                once("invoice:7")
+            waited = time.monotonic() - started
+            # The task's transaction is still usable, with its own lock_timeout back.
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW lock_timeout")
+                assert cursor.fetchone()[0] == "0"
+        assert 0.3 <= waited < 2.0
+        holder.rollback()  # the partition heals; that transaction never committed
+    with transaction.atomic():
+        assert once("invoice:7") is True

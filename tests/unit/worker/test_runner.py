@@ -12,6 +12,7 @@ from django.utils import timezone
 from jobs import enqueue
 from jobs.core import transitions
 from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus
+from jobs.worker import runner as runner_module
 from jobs.worker.runner import execute, run_job
 from tests.testapp.models import Effect
 
@@ -282,3 +283,64 @@ class TestAtomicTaskThatWritesNothing:
         job = enqueue("tests.on_commit_only")
         assert run_job(job.pk) == S.SUCCEEDED
         assert succeed_calls == [False] and ON_COMMIT_SAW == [S.SUCCEEDED]
+
+
+def _flaky(monkeypatch, failures: int):
+    """Outcome writes fail like a database that is restarting, `failures` times."""
+    from django.db import OperationalError
+
+    calls = []
+
+    def flaky(real):
+        def write(*args, **kwargs):
+            calls.append(1)
+            if len(calls) <= failures:
+                raise OperationalError("server closed the connection unexpectedly")
+            return real(*args, **kwargs)
+        return write
+
+    for name in ("succeed", "fail"):  # the database is away for every outcome
+        monkeypatch.setattr(transitions, name, flaky(getattr(transitions, name)))
+    slept: list[float] = []
+    monkeypatch.setattr(runner_module.time, "sleep", slept.append)
+    return calls, slept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_write_is_retried_with_backoff_through_an_outage_shorter_than_the_lease(
+        monkeypatch):
+    calls, slept = _flaky(monkeypatch, failures=4)
+    job = enqueue("tests.noop")
+    assert run_job(job.pk) == S.SUCCEEDED
+    job.refresh_from_db()
+    assert job.status == S.SUCCEEDED and job.attempts.get().status == AttemptStatus.SUCCEEDED
+    assert len(calls) == 5
+    # Backoff with jitter: each wait at most twice the one before's ceiling, growing.
+    assert all(0.05 <= s <= 0.1 * 2 ** i for i, s in enumerate(slept)) and len(slept) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_write_gives_up_before_the_lease_lapses_and_leaves_the_job_to_the_reaper(
+        monkeypatch, settings):
+    settings.JOBS = {**settings.JOBS, "LEASE_SECONDS": 3}
+    calls, slept = _flaky(monkeypatch, failures=10_000)
+    # The lease as the heartbeat last renewed it: 3 s, less the 1 s margin, runs down
+    # while the writes wait.
+    left = [2.0]
+    monkeypatch.setattr(runner_module, "_lease_left", lambda: left[0])
+    monkeypatch.setattr(runner_module.time, "sleep",
+                        lambda s: (slept.append(s), left.__setitem__(0, left[0] - s)))
+    job = enqueue("tests.noop")
+    execute(str(job.pk))  # logs "could not record the outcome", never raises
+    job.refresh_from_db()
+    assert job.status == S.RUNNING  # its lease will lapse; the reaper settles it
+    # It stopped trying before the lease (3 s, less the 1 s margin) ran out.
+    # It stopped trying (the success, then the failure it became) before the lease ran out.
+    assert 0 < sum(slept) <= 2.0 and len(calls) == len(slept) + 2 and left[0] >= 0
+
+
+def test_the_lease_left_is_read_from_the_running_attempts_heartbeat(monkeypatch):
+    beat = type("Beat", (), {"renewed_at": runner_module.time.monotonic() - 1.0,
+                             "lease_seconds": 3.0})()
+    monkeypatch.setattr(runner_module._state, "beat", beat)
+    assert 0.9 <= runner_module._lease_left() <= 1.0  # 3 s lease, renewed 1 s ago, 1 s margin
