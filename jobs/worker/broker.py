@@ -10,6 +10,7 @@ first it simply expires, the job still truthfully `queued`.
 from __future__ import annotations
 
 import logging
+import time
 import os
 import socket
 from datetime import UTC, datetime, timedelta
@@ -205,6 +206,19 @@ class JobTableBroker(Broker):
 
     # Tests that drive the broker in-process turn the maintenance thread off.
     run_maintenance = True
+    # (when the first poll failed, how many failed) while the database is away.
+    _outage: tuple[float, int] | None = None
+
+    def _poll_failed(self) -> None:
+        """One warning with its traceback per outage, not one per poll (a restart made
+        380 tracebacks); the count is said when the database answers again."""
+        if self._outage is None:
+            self._outage = (time.monotonic(), 1)
+            logger.warning("dequeue failed; reconnecting at every poll until the database "
+                           "answers", exc_info=True)
+        else:
+            self._outage = (self._outage[0], self._outage[1] + 1)
+            logger.debug("dequeue failed again (%s polls)", self._outage[1], exc_info=True)
 
     def dequeue(self):
         if self.run_maintenance:
@@ -220,10 +234,15 @@ class JobTableBroker(Broker):
         except DatabaseErrors:
             # The database went away: reconnect on the next poll instead of letting
             # django-q2 kill and respawn the pusher after a 10 s pause.
-            logger.warning("dequeue failed; reconnecting", exc_info=True)
+            self._poll_failed()
             connection.close()
             sleep(Conf.POLL)
             return None
+        if self._outage is not None:
+            began, failures = self._outage
+            self._outage = None
+            logger.warning("the database answers again: %s polls failed over %.1f s",
+                           failures, time.monotonic() - began)
         reserved = reserved or self._idle()
         if not reserved:
             return None

@@ -169,3 +169,29 @@ def test_q_bulk_sets_the_reservation_size_else_the_database_does(monkeypatch):
 
 def _nodes(node: dict) -> list[dict]:
     return [node, *(n for child in node.get("Plans", []) for n in _nodes(child))]
+
+
+@pytest.mark.django_db(transaction=True)  # each failed poll closes the connection
+def test_failing_polls_are_logged_once_per_outage_with_their_count(monkeypatch, caplog):
+    from django.db import OperationalError
+
+    from jobs.worker import broker as broker_module
+
+    failures, job = [3], JobFactory()
+
+    def reserve(*args, **kwargs):
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("the database system is shutting down")
+        return [(job.pk, "tests.noop")]
+
+    monkeypatch.setattr(broker_module, "_reserve", reserve)
+    monkeypatch.setattr(broker_module, "sleep", lambda seconds: None)
+    broker = JobTableBroker(list_key="default")
+    with caplog.at_level("WARNING", logger="jobs.broker"):
+        assert [broker.dequeue() for _ in range(3)] == [None, None, None]
+        assert broker.dequeue()  # the database answers again
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    assert warnings[0].exc_info and "until the database answers" in warnings[0].message
+    assert "3 polls failed" in warnings[1].message and not warnings[1].exc_info
