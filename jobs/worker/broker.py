@@ -10,9 +10,9 @@ first it simply expires, the job still truthfully `queued`.
 from __future__ import annotations
 
 import logging
-import time
 import os
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from time import sleep
 from uuid import UUID
