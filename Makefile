@@ -20,7 +20,9 @@ run: $(STAMP)
 	$(PY) manage.py rundemo 127.0.0.1:$(PORT)
 
 test: $(STAMP)
-	sh scripts/ensure-chromium.sh
+	sh scripts/ensure-package.sh /usr/bin/chromium chromium
+	sh scripts/ensure-package.sh /usr/bin/faketime faketime
+	sh scripts/ensure-package.sh /usr/sbin/pgbouncer pgbouncer
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest

@@ -1,8 +1,10 @@
 """Start-up checks: refuse settings under which a job could be delivered twice,
-or that would break every enqueue later.
+or that would break every enqueue later, and databases the job table was not
+built for.
 
-Django runs them before `qcluster` starts (and in `manage.py check`); an Error
-stops the cluster with a message naming the setting and its variable.
+Django runs them before `qcluster`, `migrate` and `runserver` start (and in
+`manage.py check`); an Error stops the command with a message naming the
+setting and its variable.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.db.utils import load_backend
 
 from jobs import conf
 from jobs.conf import BROKER, DEFAULTS, ENV_PREFIX, TIMEOUT_GRACE_SECONDS
@@ -130,3 +134,58 @@ def _queue_name_ok(name: str) -> bool:
     except InvalidQueueName:
         return False
     return True
+
+
+# The databases the job table is built and tested for. Elsewhere the migrations may
+# succeed and still leave out what the promise rests on: MySQL and MariaDB skip the
+# conditional unique constraint that makes enqueue idempotent, and every claim fails.
+SUPPORTED_VENDORS = ("postgresql", "sqlite")
+
+
+@register("jobs")
+def check_database_vendor(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Refuse, at start, any database but PostgreSQL and SQLite, naming what it is."""
+    errors: list[Error] = []
+    for alias, config in settings.DATABASES.items():
+        engine = config.get("ENGINE", "")
+        vendor = _vendor(engine)
+        if vendor in SUPPORTED_VENDORS:
+            continue
+        errors.append(Error(
+            f"DATABASES[{alias!r}] is {_describe(alias, engine, vendor)}: truthful-jobs "
+            "supports only PostgreSQL and SQLite. Elsewhere the migrations may succeed "
+            "without the constraints jobs rely on (MySQL and MariaDB drop the conditional "
+            "unique constraint of idempotent enqueue), and jobs would fail or run twice.",
+            hint="Point DATABASE_URL at PostgreSQL (production) or SQLite (development).",
+            id="jobs.E012",
+        ))
+    return errors
+
+
+def _vendor(engine: str) -> str:
+    """The backend's vendor ("postgresql" for PostGIS too); without its driver, the
+    engine's last name."""
+    try:
+        return load_backend(engine).DatabaseWrapper.vendor
+    except Exception:  # noqa: BLE001 - a backend that cannot load is named by its engine
+        name = engine.rpartition(".")[2]
+        return _ENGINE_VENDORS.get(name, name or repr(engine))
+
+
+# Engines named otherwise than their vendor, for when their backend cannot load here.
+_ENGINE_VENDORS = {"postgis": "postgresql", "spatialite": "sqlite", "sqlite3": "sqlite"}
+
+
+def _describe(alias: str, engine: str, vendor: str) -> str:
+    """What the alias is, e.g. "mysql (MariaDB 10.11.6)": a MySQL server is asked its
+    version (over a connection closed at once) when it can be reached."""
+    try:
+        conn = connections[alias]
+        if conn.settings_dict.get("ENGINE") != engine:
+            return vendor
+        if vendor == "mysql":  # the same backend serves both
+            server = "MariaDB" if conn.mysql_is_mariadb else "MySQL"
+            return f"{vendor} ({server} {'.'.join(map(str, conn.mysql_version))})"
+        return f"{vendor} ({conn.display_name})"
+    except Exception:  # noqa: BLE001 - unreachable or not loadable: the vendor says enough
+        return vendor

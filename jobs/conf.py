@@ -68,6 +68,11 @@ DEFAULTS: dict[str, Any] = {
     "PRIORITY_AGING_SECONDS": 10.0,
     # PostgreSQL: an idle cluster is woken by LISTEN/NOTIFY, and polls anyway this often.
     "LISTEN_FALLBACK_SECONDS": 1.0,
+    # PostgreSQL: a direct connection (postgres://..., not through PgBouncer) for the
+    # pusher's LISTEN, when DATABASES goes through a pooler in transaction mode,
+    # where LISTEN hears nothing. Empty: the database's own connection settings, and
+    # behind a pooler the pusher polls every Q_POLL (docs/deployment.md).
+    "LISTEN_DATABASE_URL": "",
     # SQLite: a connection copies the WAL back into the database by itself only
     # past this many pages; below it every cluster does so in the background
     # (jobs.core.sqlite). 0 leaves SQLite's own threshold (1,000 pages).
@@ -112,6 +117,7 @@ class JobsSettings:
     max_delay_days: int
     priority_aging_seconds: float
     listen_fallback_seconds: float
+    listen_database_url: str
     sqlite_autocheckpoint_pages: int
     cluster_refresh_seconds: float
     health_cluster_seconds: float

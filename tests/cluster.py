@@ -30,9 +30,10 @@ def database_url() -> str:
 
 class ClusterProcess:
     def __init__(self, name: str = "default", workers: int = 2, env: dict | None = None,
-                 queues: list[str] | None = None):
+                 queues: list[str] | None = None, wrapper: list[str] | None = None):
         """A `manage.py qcluster --name NAME [--queues ...]`: without `queues` it serves
-        the queue named like the cluster."""
+        the queue named like the cluster. `wrapper` runs it under another command, e.g.
+        `["faketime", "-f", "+60s"]` for a cluster whose clock is a minute ahead."""
         self.log_path = ROOT / "test-artifacts" / f"qcluster-{name}-{time.time_ns()}.log"
         self.log_path.parent.mkdir(exist_ok=True)
         full_env = {
@@ -47,7 +48,7 @@ class ClusterProcess:
         }
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster", "--name", name,
+            [*(wrapper or []), sys.executable, str(ROOT / "manage.py"), "qcluster", "--name", name,
              *(["--queues", ",".join(queues)] if queues is not None else [])],
             cwd=ROOT,
             env=full_env,

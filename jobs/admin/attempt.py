@@ -38,7 +38,8 @@ class AttemptAdmin(IndexedSearchMixin, StatusDurationColumns, LargeTableAdmin):
     search_help_text = "A job id (or its first 8+ characters)."
     id_field = "job_id"
     fields = ("job_link", "number", "status_display", "step", "started_at", "finished_at",
-              "duration_display", "retry_at", "worker", "error_class", "error_message",
+              "duration_display", "retry_at", "worker", "worker_id", "worker_cluster",
+              "error_class", "error_message",
               "traceback_pre")
     readonly_fields = fields
     status_kind = "attempt"

@@ -7,8 +7,20 @@ statements are sent with server-side parameters and prepared on their first
 run on a connection. They still pass through Django's cursor wrapper (error
 translation, execute wrappers). Elsewhere (SQLite, psycopg 2), and while
 queries are logged (DEBUG, a test capturing them), they take Django's own
-cursor. Behind PgBouncer in transaction mode this needs PgBouncer 1.21 or later
-(max_prepared_statements), as any prepared statement does.
+cursor.
+
+Only on a connection that reaches PostgreSQL itself. Behind a pooler (PgBouncer
+in transaction mode) the client's connection is lent a different server
+connection per transaction: a statement prepared on one is missing on the
+next, and another client's `_pg3_0` may already be there, as another
+statement. So each connection is looked at once, on its first use here: a
+pooler answers the startup with its own cancel key, so the backend pid the
+client was told differs from `pg_backend_pid()`, and such a connection sends
+the same statements unprepared (still with server-side parameters, as the
+unnamed statement that pooling passes through). Should a pooler slip past
+that check, its refusal (SQLSTATE 42P05 or 26000) turns preparing off for the
+connection too, logged once; the statement that met it fails, and its caller
+gives the job back (docs/deployment.md, "PgBouncer").
 
 A prepared statement keeps its result type, so none of them says `RETURNING *`:
 a column a newer migration adds must not break a running worker.
@@ -16,19 +28,27 @@ a column a newer migration adds must not break a running worker.
 
 from __future__ import annotations
 
+import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
+logger = logging.getLogger("jobs.statements")
+
 try:
     from psycopg import ClientCursor as _ClientBindingCursor
     from psycopg import Connection as _PsycopgConnection
     from psycopg import Cursor as _ServerBindingCursor
+    from psycopg import errors as _errors
 except ImportError:  # SQLite only, or psycopg 2
     _PsycopgConnection = _ServerBindingCursor = _ClientBindingCursor = None
 else:
+    # What a pooler answers a prepared statement with: the name is already taken on
+    # the server connection it lent (42P05), or missing there (26000).
+    _POOLED_REFUSALS = (_errors.DuplicatePreparedStatement, _errors.InvalidSqlStatementName)
 
     class _PreparingCursor(_ServerBindingCursor):
         """Prepares each statement on its first run (Django turns psycopg's automatic
@@ -36,7 +56,20 @@ else:
 
         def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None,
                     binary: bool | None = None) -> Any:
-            return super().execute(query, params, prepare=prepare is not False, binary=binary)
+            try:
+                return super().execute(query, params, prepare=prepare is not False,
+                                       binary=binary)
+            except _POOLED_REFUSALS:
+                _refused(self.connection)
+                raise
+
+    class _UnpreparedCursor(_ServerBindingCursor):
+        """Server-side parameters, never prepared: the unnamed statement, which a pooler
+        in transaction mode passes through whole."""
+
+        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None,
+                    binary: bool | None = None) -> Any:
+            return super().execute(query, params, prepare=False, binary=binary)
 
 M = TypeVar("M", bound=Model)
 _NEVER_AUTOMATICALLY = 2**31
@@ -61,13 +94,63 @@ def cursor() -> Any:
     raw = conn.connection
     if not isinstance(raw, _PsycopgConnection):
         return conn.cursor()
-    if raw.prepare_threshold is None and issubclass(raw.cursor_factory, _ClientBindingCursor):
-        # Django's default: client-side binding, which never prepares, and psycopg's
-        # preparation switched off. Switch it on for what asks for it (only these
-        # statements do) and never automatically.
-        raw.prepare_threshold = _NEVER_AUTOMATICALLY
     with conn.wrap_database_errors:
+        if not prepares(raw):
+            return conn.make_cursor(_UnpreparedCursor(raw))
+        if raw.prepare_threshold is None and issubclass(raw.cursor_factory,
+                                                        _ClientBindingCursor):
+            # Django's default: client-side binding, which never prepares, and psycopg's
+            # preparation switched off. Switch it on for what asks for it (only these
+            # statements do) and never automatically.
+            raw.prepare_threshold = _NEVER_AUTOMATICALLY
         return conn.make_cursor(_PreparingCursor(raw))
+
+
+# Per psycopg connection, decided on its first use here: whether it prepares.
+_PREPARES: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_told: set[str] = set()
+
+
+def prepares(raw: Any) -> bool:
+    """Whether statements are prepared on this psycopg connection: only when it reaches
+    PostgreSQL itself, not a pooler (one round trip, once per connection)."""
+    decided = _PREPARES.get(raw)
+    if decided is None:
+        decided = _PREPARES[raw] = not pooled(raw)
+        if not decided:
+            _tell_once("pooled", "the database connection goes through a connection pooler "
+                       "(PgBouncer?): the worker's statements are sent unprepared",
+                       level=logging.INFO)
+    return decided
+
+
+def pooled(raw: Any) -> bool:
+    """Whether a psycopg connection goes through a pooler (PgBouncer, pgcat, Odyssey...).
+
+    A pooler answers the client's startup itself, with a cancel key of its own (it
+    must route cancel requests), so the backend pid the client was told is not that
+    of the server process its statements reach. Directly connected, they are equal.
+    """
+    with raw.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        row = c.fetchone()
+    return row is None or row[0] != raw.info.backend_pid
+
+
+def _refused(raw: Any) -> None:
+    """A pooler refused a prepared statement on a connection that looked direct: prepare
+    nothing more on it. The statement that met the refusal still fails (it aborted
+    its transaction); its caller gives the job back."""
+    _PREPARES[raw] = False
+    _tell_once("refused", "a prepared statement was refused (a connection pooler in "
+               "transaction mode?): this connection sends its statements unprepared from "
+               "now on")
+
+
+def _tell_once(key: str, message: str, level: int = logging.WARNING) -> None:
+    if key not in _told:
+        _told.add(key)
+        logger.log(level, message)
 
 
 def fetchone(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple | None:

@@ -16,13 +16,26 @@ from __future__ import annotations
 import traceback as tb
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models import (
+    Case,
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
+from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from jobs import conf
@@ -142,6 +155,28 @@ def _apply(t: Transition, where: Q, **fields: Any) -> int:
     return Job.objects.filter(where, status__in=list(t.sources)).update(status=t.target, **fields)
 
 
+def _apply_returning(t: Transition, where: Q, returning: tuple[str, ...], **fields: Any
+                     ) -> tuple | None:
+    """`_apply`, and the row's `returning` fields as the UPDATE wrote them (times the
+    database's clock chose, say); None if nothing matched."""
+    return _update_returning(Job.objects.filter(where, status__in=list(t.sources)), returning,
+                             status=t.target, **fields)
+
+
+def _update_returning(queryset: Any, returning: tuple[str, ...], **fields: Any) -> tuple | None:
+    """`queryset.update(**fields)` as one `UPDATE ... RETURNING` of the first row it
+    changed (the callers change one row): Django's update returns only a count."""
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(fields)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    meta = queryset.model._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column)
+                        for name in returning)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {columns}", params)
+        return cursor.fetchone()
+
+
 def _owned(claimed: Claimed) -> Q:
     return Q(pk=claimed.job.pk, last_attempt_number=claimed.attempt.number)
 
@@ -153,6 +188,72 @@ def _attempt_steps(claimed: Claimed) -> Any:
 _LEASE_CLEARED = {"lease_owner": "", "lease_expires_at": None}
 
 
+# --- The clock that decides ---------------------------------------------------------
+#
+# Every comparison that decides (is the job due, has its lease lapsed) and every
+# time written for such a later comparison (run_after, lease_expires_at, and the
+# started_at / finished_at they are read with) is the database's clock, never the
+# clock of the host that happens to run the statement: a worker whose clock runs
+# a minute ahead must not start jobs a minute early, nor a reaper whose clock
+# runs ahead take jobs from live workers. A host's own clock is for its log lines.
+#
+# On PostgreSQL that is statement_timestamp(): the time this statement started.
+# Not now() (= CURRENT_TIMESTAMP, the start of the transaction), which inside a
+# longer transaction (a caller's, a test's) would be a stale "now"; not
+# clock_timestamp(), which is volatile: read again for every row, so one statement
+# would not agree with itself, and a condition on it cannot use an index.
+# On SQLite the database runs in this process and reads this host's clock anyway,
+# so the Python clock *is* the database's clock there.
+#
+# The functions below still take `now=`: a caller (a test, a replay) that passes a
+# time gets exactly that time; without one the database's clock decides.
+
+
+class DatabaseNow(Now):
+    """The database's clock, as a query expression: statement_timestamp() on
+    PostgreSQL (Django's Now), this process's clock on SQLite, written as Django
+    writes datetimes there (Now's STRFTIME would cut it to milliseconds)."""
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return compiler.compile(Value(timezone.now(), output_field=DateTimeField()))
+
+
+def database_now(now: datetime | None = None) -> Any:
+    """`now` as an expression when the caller gave one, else the database's clock."""
+    return DatabaseNow() if now is None else Value(now, output_field=DateTimeField())
+
+
+def database_now_plus(delay: timedelta) -> Any:
+    """The database's clock plus `delay`, as an expression (a lease's end, a retry's due
+    time). On SQLite computed here: its clock is this process's."""
+    if connection.vendor == "postgresql":
+        return ExpressionWrapper(DatabaseNow() + Value(delay, output_field=DurationField()),
+                                 output_field=DateTimeField())
+    return Value(timezone.now() + delay, output_field=DateTimeField())
+
+
+def read_database_now() -> datetime:
+    """The database's clock, read with a statement of its own (a tick's one reading,
+    never a job's): on SQLite this process's clock, without a statement."""
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement_timestamp()")
+        return cursor.fetchone()[0]
+
+
+def _datetime(value: Any) -> datetime:
+    """A timestamp as a RETURNING gives it back: aware already (psycopg), or
+    SQLite's stored text (UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# A statement's own time on PostgreSQL, or the caller's (tests) when it passed one.
+_STATEMENT_NOW = "COALESCE(%(now)s::timestamptz, statement_timestamp())"
+
+
 def claim(
     job_id: UUID | str,
     *,
@@ -160,9 +261,17 @@ def claim(
     worker_pid: int,
     lease_seconds: float,
     now: datetime | None = None,
+    worker_id: UUID | None = None,
+    worker_cluster: UUID | None = None,
 ) -> Claimed | None:
     """queued | retrying -> running, and open an Attempt; None if another won, or if
-    the job's queue is paused (jobs.core.queues).
+    the job's queue is paused (jobs.core.queues), or if it is not due yet.
+
+    Due, the start and the lease are the database's clock (`run_after <=
+    statement_timestamp()`, the lease that clock plus `lease_seconds`), read
+    inside the statement itself: a worker whose own clock is skewed neither
+    starts a job early nor late, and pays no round trip to read the clock. The
+    attempt's `started_at` is the job's, as the statement returned it.
 
     On PostgreSQL one statement does both (a data-modifying CTE): no BEGIN, no
     COMMIT, one round trip. Run in autocommit (as the worker does), its commit
@@ -174,45 +283,53 @@ def claim(
     job then truthfully queued again (docs/architecture.md, "Crashes").
     Elsewhere one short transaction.
     """
-    now = now or timezone.now()
     owner = f"{worker_host}:{worker_pid}"
-    lease = now + timedelta(seconds=lease_seconds)
+    ids = (worker_id, worker_cluster)
     if connection.vendor == "postgresql":
-        return _claim_in_one_statement(job_id, worker_host, worker_pid, owner, lease, now)
-    return _claim_in_one_transaction(job_id, worker_host, worker_pid, owner, lease, now)
+        return _claim_in_one_statement(job_id, worker_host, worker_pid, owner, lease_seconds,
+                                       now, ids)
+    now = now or timezone.now()  # SQLite runs in-process: this clock is the database's
+    lease = now + timedelta(seconds=lease_seconds)
+    return _claim_in_one_transaction(job_id, worker_host, worker_pid, owner, lease, now, ids)
 
 
 # Table names from the models, as everywhere else (a project may not keep the defaults).
 _JOB, _ATTEMPT = Job._meta.db_table, Attempt._meta.db_table
 _PAUSE = QueuePause._meta.db_table  # a paused queue's jobs are not claimed (jobs.core.queues)
 
+# {now} and {lease}: on PostgreSQL the statement's own time (the database's clock)
+# and that plus the lease; on SQLite parameters from this process's clock (its own).
 _CLAIM_JOB_SQL = f"""
 UPDATE {_JOB} SET status = '{CLAIM.target.value}',
     attempt_count = attempt_count + 1, last_attempt_number = last_attempt_number + 1,
-    started_at = %(now)s, finished_at = NULL, reserved_until = NULL,
-    lease_owner = %(owner)s, lease_expires_at = %(lease)s, heartbeat_at = %(now)s
+    started_at = {{now}}, finished_at = NULL, reserved_until = NULL,
+    lease_owner = %(owner)s, lease_expires_at = {{lease}}, heartbeat_at = {{now}}
 WHERE id = %(id)s AND status IN ({", ".join(f"'{s.value}'" for s in sorted(CLAIM.sources))})
-  AND run_after <= %(now)s
+  AND run_after <= {{now}}
   AND NOT EXISTS (SELECT 1 FROM {_PAUSE} WHERE {_PAUSE}.queue = {_JOB}.queue)
 RETURNING {{columns}}
 """
+_PYTHON_CLOCK = {"now": "%(now)s", "lease": "%(lease)s"}
 _OPEN_ATTEMPT_SQL = f"""
 INSERT INTO {_ATTEMPT} (job_id, number, status, started_at, worker_host, worker_pid,
-                        error_class, error_message, traceback)
+                        worker_id, worker_cluster, error_class, error_message, traceback)
 VALUES (%(id)s, %(number)s, '{AttemptStatus.RUNNING.value}', %(now)s, %(host)s, %(pid)s,
-        '', '', '')
+        %(worker_id)s, %(worker_cluster)s, '', '', '')
 RETURNING id
 """
 
 
 # On PostgreSQL both in one statement: the attempt is opened for the row the UPDATE
 # returns, so no attempt without its claim, and one round trip.
+# The attempt starts when the job did: at the started_at the UPDATE wrote.
 _CLAIM_SQL = f"""
-WITH {{asynchronous}}claimed AS ({_CLAIM_JOB_SQL}), attempt AS (
+WITH {{asynchronous}}claimed AS ({_CLAIM_JOB_SQL.format(
+    now=_STATEMENT_NOW, lease=f"{_STATEMENT_NOW} + %(lease)s::interval", columns="{columns}")}),
+attempt AS (
     INSERT INTO {_ATTEMPT} (job_id, number, status, started_at, worker_host, worker_pid,
-                              error_class, error_message, traceback)
-    SELECT id, last_attempt_number, '{AttemptStatus.RUNNING.value}', %(now)s, %(host)s, %(pid)s,
-           '', '', ''
+                              worker_id, worker_cluster, error_class, error_message, traceback)
+    SELECT id, last_attempt_number, '{AttemptStatus.RUNNING.value}', started_at, %(host)s,
+           %(pid)s, %(worker_id)s, %(worker_cluster)s, '', '', ''
     FROM claimed
     RETURNING id AS attempt_id
 )
@@ -233,20 +350,23 @@ def _claim_sql(autocommit: bool) -> str:
 
 
 def _claim_in_one_transaction(job_id: UUID | str, host: str, pid: int, owner: str,
-                              lease: datetime, now: datetime) -> Claimed | None:
+                              lease: datetime, now: datetime,
+                              ids: tuple[UUID | None, UUID | None]) -> Claimed | None:
     """Elsewhere (SQLite): the same two writes in one short transaction, in plain SQL
     (building them with the ORM cost more than running them)."""
     params = {"id": _prep(Job, "id", UUID(str(job_id))), "now": _prep(Job, "started_at", now),
               "lease": _prep(Job, "lease_expires_at", lease), "owner": owner}
     with transaction.atomic(savepoint=False):
-        row = statements.fetchone(_CLAIM_JOB_SQL.format(columns=statements.columns(Job)),
-                                  params)
+        row = statements.fetchone(
+            _CLAIM_JOB_SQL.format(columns=statements.columns(Job), **_PYTHON_CLOCK), params)
         if row is None:
             return None
         job = statements.instance(Job, row)
         (attempt_id,) = statements.fetchone(_OPEN_ATTEMPT_SQL, {
-            **params, "number": job.last_attempt_number, "host": host, "pid": pid})
-    return _claimed(job, attempt_id, host, pid, now)
+            **params, "number": job.last_attempt_number, "host": host, "pid": pid,
+            "worker_id": _prep(Attempt, "worker_id", ids[0]),
+            "worker_cluster": _prep(Attempt, "worker_cluster", ids[1])})
+    return _claimed(job, attempt_id, host, pid, ids)
 
 
 def _prep(model: type[Any], name: str, value: Any) -> Any:
@@ -254,32 +374,37 @@ def _prep(model: type[Any], name: str, value: Any) -> Any:
     return model._meta.get_field(name).get_db_prep_value(value, connection)
 
 
-def _claimed(job: Job, attempt_id: int, host: str, pid: int, now: datetime) -> Claimed:
+def _claimed(job: Job, attempt_id: int, host: str, pid: int,
+             ids: tuple[UUID | None, UUID | None]) -> Claimed:
     attempt = Attempt(pk=attempt_id, job=job, number=job.last_attempt_number,
-                      status=AttemptStatus.RUNNING, started_at=now, worker_host=host,
-                      worker_pid=pid)
+                      status=AttemptStatus.RUNNING, started_at=job.started_at, worker_host=host,
+                      worker_pid=pid, worker_id=ids[0], worker_cluster=ids[1])
     attempt._state.adding = False
     return Claimed(job=job, attempt=attempt)
 
 
 def _claim_in_one_statement(job_id: UUID | str, host: str, pid: int, owner: str,
-                            lease: datetime, now: datetime) -> Claimed | None:
-    params = {"id": UUID(str(job_id)), "now": now, "owner": owner, "lease": lease,
-              "host": host, "pid": pid}
+                            lease_seconds: float, now: datetime | None,
+                            ids: tuple[UUID | None, UUID | None]) -> Claimed | None:
+    params = {"id": UUID(str(job_id)), "now": now, "owner": owner,
+              "lease": timedelta(seconds=lease_seconds), "host": host, "pid": pid,
+              "worker_id": ids[0], "worker_cluster": ids[1]}
     row = statements.fetchone(_claim_sql(transaction.get_autocommit()), params)
     if row is None:
         return None
-    return _claimed(statements.instance(Job, row), row[-1], host, pid, now)
+    return _claimed(statements.instance(Job, row), row[-1], host, pid, ids)
 
 
 def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> None:
     """running -> succeeded, job and attempt together. Call inside the task's transaction
-    when it is atomic. On PostgreSQL it is one statement, with no savepoint around it."""
-    now = now or timezone.now()
-    params = _succeed_params(claimed, result, now)
+    when it is atomic. On PostgreSQL it is one statement, with no savepoint around it,
+    and the finish is the database's clock (the statement's own time), returned by it."""
     if connection.vendor == "postgresql":
-        job_moved, attempt_closed = statements.fetchone(_SUCCEED_SQL, params)
+        params = _succeed_params(claimed, result, now)
+        job_moved, attempt_closed, now = statements.fetchone(_SUCCEED_SQL, params)
     else:
+        now = now or timezone.now()  # SQLite runs in-process: this clock is the database's
+        params = _succeed_params(claimed, result, now)
         # Inside the task's transaction no savepoint: a refusal rolls the task back.
         with transaction.atomic(savepoint=False):
             job_moved = statements.fetchone(_SUCCEED_JOB_SQL, params) is not None
@@ -292,35 +417,43 @@ def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> No
                                   "retry_at": None})
 
 
+# {now} and {duration}: as in the claim, the statement's own time on PostgreSQL,
+# parameters from this process's clock on SQLite.
 _SUCCEED_JOB_SQL = f"""
 UPDATE {_JOB} SET status = '{SUCCEED.target.value}', result = %(result)s,
-    finished_at = %(now)s, last_error = '', lease_owner = '', lease_expires_at = NULL
+    finished_at = {{now}}, last_error = '', lease_owner = '', lease_expires_at = NULL
 WHERE id = %(id)s AND status = '{S.RUNNING.value}' AND last_attempt_number = %(number)s
 RETURNING id
 """
 _SUCCEED_ATTEMPT_SQL = f"""
-UPDATE {_ATTEMPT} SET status = '{AttemptStatus.SUCCEEDED.value}', finished_at = %(now)s,
-    duration = %(duration)s, retry_at = NULL
+UPDATE {_ATTEMPT} SET status = '{AttemptStatus.SUCCEEDED.value}', finished_at = {{now}},
+    duration = {{duration}}, retry_at = NULL
 WHERE id = %(attempt)s AND status = '{AttemptStatus.RUNNING.value}'{{only_if_job_moved}}
 RETURNING id
 """
 # On PostgreSQL one statement; the attempt is closed only if the job moved.
 _SUCCEED_SQL = f"""
-WITH job AS ({_SUCCEED_JOB_SQL}), attempt AS ({_SUCCEED_ATTEMPT_SQL.format(
-    only_if_job_moved=" AND EXISTS (SELECT 1 FROM job)")})
-SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM attempt)
+WITH job AS ({_SUCCEED_JOB_SQL.format(now=_STATEMENT_NOW)}), attempt AS ({
+    _SUCCEED_ATTEMPT_SQL.format(now=_STATEMENT_NOW,
+                                duration=f"{_STATEMENT_NOW} - started_at",
+                                only_if_job_moved=" AND EXISTS (SELECT 1 FROM job)")})
+SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM attempt), {_STATEMENT_NOW}
 """
-_SUCCEED_ATTEMPT_SQL = _SUCCEED_ATTEMPT_SQL.format(only_if_job_moved="")
+_SUCCEED_JOB_SQL = _SUCCEED_JOB_SQL.format(now="%(now)s")
+_SUCCEED_ATTEMPT_SQL = _SUCCEED_ATTEMPT_SQL.format(now="%(now)s", duration="%(duration)s",
+                                                  only_if_job_moved="")
 
 
-def _succeed_params(claimed: Claimed, result: Any, now: datetime) -> dict[str, Any]:
-    return {
+def _succeed_params(claimed: Claimed, result: Any, now: datetime | None) -> dict[str, Any]:
+    params = {
         "id": _prep(Job, "id", claimed.job.pk), "number": claimed.attempt.number,
         "attempt": claimed.attempt.pk,
         "result": Job._meta.get_field("result").get_db_prep_save(result, connection),
         "now": _prep(Job, "finished_at", now),
-        "duration": _prep(Attempt, "duration", now - claimed.attempt.started_at),
     }
+    if now is not None and connection.vendor != "postgresql":
+        params["duration"] = _prep(Attempt, "duration", now - claimed.attempt.started_at)
+    return params
 
 
 def fail(
@@ -346,24 +479,38 @@ def fail(
 
     `guard` narrows the match further: the reaper passes "lease expired", so a
     heartbeat that renewed the lease a moment ago wins over the reaper.
+
+    Clocks: the retry is due at the database's clock plus the backoff, the backoff
+    being `retry_at - now` (the caller's clock, or this host's when `now` is None).
+    The failure's times (`last_failed_at`, `finished_at`, the attempt's end) are the
+    database's clock, or `now` when the caller passes one.
     """
-    now = now or timezone.now()
+    # The caller computed `retry_at` from its own clock (now + backoff): only the
+    # backoff is taken from it, and the retry is due at the database's clock plus
+    # that backoff, so a host whose clock is skewed neither hurries nor delays it.
+    backoff = None if retry_at is None else retry_at - (now or timezone.now())
     where = _owned(claimed) & (guard or Q())
     with transaction.atomic():
-        failed = {"last_error": error.preview, "last_failed_at": now,
+        failed = {"last_error": error.preview, "last_failed_at": database_now(now),
                   "failure_cause": causes.cause(error.error_class, error.message)}
-        if retry_at is not None:
-            target = _retry_unless_cancelled(claimed, where, retry_at, now, failed)
-            moved = target is not None
+        if backoff is not None:
+            row = _retry_unless_cancelled(where, backoff, failed)
+            target = None if row is None else JobStatus(row[0])
+            if row is not None:
+                retry_at, now = _datetime(row[1]), _datetime(row[2])
             if target == STOP_CANCELLED.target:
                 retry_at = None  # none was scheduled: the attempt says so
         else:
             target = BURY.target
-            moved = _apply(BURY, where, finished_at=now, **failed, **_LEASE_CLEARED)
-            if moved:
+            # One statement's time for both: statement_timestamp() does not move within it.
+            row = _apply_returning(BURY, where, ("last_failed_at",),
+                                   finished_at=failed["last_failed_at"], **failed,
+                                   **_LEASE_CLEARED)
+            if row is not None:
+                now = _datetime(row[0])
                 DeadLetter.objects.create(job_id=claimed.job.pk, attempt_id=claimed.attempt.pk,
                                           attempts=claimed.job.attempt_count, failed_at=now)
-        if not moved:
+        if row is None:
             raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
         step_id = _close_running_steps(claimed, error, now) or step_id
         _close_attempt(claimed.attempt, attempt_status, now, error, retry_at=retry_at,
@@ -371,34 +518,35 @@ def fail(
     return target
 
 
-def _retry_unless_cancelled(
-    claimed: Claimed, where: Q, retry_at: datetime, now: datetime, failed: dict[str, Any],
-) -> JobStatus | None:
+def _retry_unless_cancelled(where: Q, backoff: timedelta, failed: dict[str, Any],
+                            ) -> tuple | None:
     """running -> retrying, or -> cancelled when a cancel is pending: one UPDATE, whose
-    CASE reads `cancel_requested_at` from the row it writes. The status it left is
-    read back in the same transaction (the row stays locked by the UPDATE until
-    then); None if the attempt no longer owns the job."""
+    CASE reads `cancel_requested_at` from the row it writes. It returns the status it
+    left, the run_after (the database's clock plus `backoff`) and the failure's time;
+    None if the attempt no longer owns the job."""
     assert RETRY.sources == STOP_CANCELLED.sources  # one WHERE serves both
     cancel_pending = Q(cancel_requested_at__isnull=False)
-    moved = Job.objects.filter(where, status__in=list(RETRY.sources)).update(
+    return _update_returning(
+        Job.objects.filter(where, status__in=list(RETRY.sources)),
+        ("status", "run_after", "last_failed_at"),
         status=Case(When(cancel_pending, then=Value(STOP_CANCELLED.target.value)),
                     default=Value(RETRY.target.value)),
-        run_after=Case(When(cancel_pending, then=F("run_after")), default=Value(retry_at)),
-        finished_at=Case(When(cancel_pending, then=Value(now)), default=F("finished_at")),
+        run_after=Case(When(cancel_pending, then=F("run_after")),
+                       default=database_now_plus(backoff)),
+        finished_at=Case(When(cancel_pending, then=failed["last_failed_at"]),
+                         default=F("finished_at")),
         **failed, **_LEASE_CLEARED,
     )
-    if not moved:
-        return None
-    return JobStatus(Job.objects.filter(pk=claimed.job.pk).values_list("status", flat=True)
-                     .get())
 
 
 def stop_cancelled(claimed: Claimed, *, now: datetime | None = None) -> None:
     """running -> cancelled, when a running job honours a cancel request."""
-    now = now or timezone.now()
     with transaction.atomic():
-        if not _apply(STOP_CANCELLED, _owned(claimed), finished_at=now, **_LEASE_CLEARED):
+        row = _apply_returning(STOP_CANCELLED, _owned(claimed), ("finished_at",),
+                               finished_at=database_now(now), **_LEASE_CLEARED)
+        if row is None:
             raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        now = _datetime(row[0])
         _close_attempt(
             claimed.attempt, AttemptStatus.CANCELLED, now,
             ErrorInfo("Cancelled", "cancelled at an operator's request"),
@@ -409,14 +557,16 @@ def release(claimed: Claimed, *, now: datetime | None = None) -> None:
     """running -> queued, when a shutting-down worker gives a job back unfinished.
 
     The interrupted try does not count against max_attempts: the job did not fail.
+    It is due again at once, by the database's clock.
     """
-    now = now or timezone.now()
     with transaction.atomic():
-        if not _apply(
-            RELEASE, _owned(claimed), attempt_count=F("attempt_count") - 1, run_after=now,
-            started_at=None, **_LEASE_CLEARED,
-        ):
+        row = _apply_returning(
+            RELEASE, _owned(claimed), ("run_after",), attempt_count=F("attempt_count") - 1,
+            run_after=database_now(now), started_at=None, **_LEASE_CLEARED,
+        )
+        if row is None:
             raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
+        now = _datetime(row[0])
         _close_attempt(
             claimed.attempt, AttemptStatus.INTERRUPTED, now,
             ErrorInfo("WorkerShutdown", "the worker shut down before the job finished; "
@@ -434,19 +584,30 @@ def renew_lease(
     """Extend a running job's lease. Returns (still owned, cancel requested).
 
     Not a status change: it only proves the worker is alive. One statement:
-    the renewal returns the cancel request with it.
+    the renewal returns the cancel request with it. The lease runs from the
+    database's clock (the statement's own time), as the reaper reads it.
     """
-    now = now or timezone.now()
-    adapt = connection.ops.adapt_datetimefield_value
-    row = statements.fetchone(
-        f"UPDATE {_JOB} SET lease_expires_at = %s, heartbeat_at = %s"
-        f" WHERE id = %s AND status = '{S.RUNNING.value}' AND last_attempt_number = %s"
-        " RETURNING cancel_requested_at",
-        [adapt(now + timedelta(seconds=lease_seconds)), adapt(now),
-         Job._meta.pk.get_db_prep_value(claimed.job.pk, connection),
-         claimed.attempt.number],
-    )
+    params = {"id": Job._meta.pk.get_db_prep_value(claimed.job.pk, connection),
+              "number": claimed.attempt.number}
+    if connection.vendor == "postgresql":
+        sql = _RENEW_BY_STATEMENT_TIME
+        params.update(now=now, lease=timedelta(seconds=lease_seconds))
+    else:  # SQLite runs in-process: this clock is the database's
+        now = now or timezone.now()
+        adapt = connection.ops.adapt_datetimefield_value
+        sql = _RENEW_SQL.format(now="%(now)s", lease="%(lease)s")
+        params.update(now=adapt(now), lease=adapt(now + timedelta(seconds=lease_seconds)))
+    row = statements.fetchone(sql, params)
     return (False, False) if row is None else (True, row[0] is not None)
+
+
+_RENEW_SQL = (
+    f"UPDATE {_JOB} SET lease_expires_at = {{lease}}, heartbeat_at = {{now}}"
+    f" WHERE id = %(id)s AND status = '{S.RUNNING.value}' AND last_attempt_number = %(number)s"
+    " RETURNING cancel_requested_at"
+)
+_RENEW_BY_STATEMENT_TIME = _RENEW_SQL.format(now=_STATEMENT_NOW,
+                                             lease=f"{_STATEMENT_NOW} + %(lease)s::interval")
 
 
 def clear_reservation(job_id: UUID | str) -> None:
@@ -456,7 +617,7 @@ def clear_reservation(job_id: UUID | str) -> None:
 
 def cancel(job_ids: Iterable[UUID | str], *, now: datetime | None = None) -> BulkResult:
     """queued | retrying -> cancelled; a running job is asked to stop instead."""
-    now = now or timezone.now()
+    now = database_now(now)
     result = BulkResult()
     for batch in _batches(job_ids):
         with transaction.atomic():
@@ -502,7 +663,8 @@ def _restart(
     t: Transition, job_ids: Iterable[UUID | str], *, by: Any, note: str,
     now: datetime | None, keep_steps: bool,
 ) -> BulkResult:
-    now = now or timezone.now()
+    # Due again at once by the database's clock, which decides the claim (not this host's).
+    now = database_now(now)
     result = BulkResult()
     for batch in _batches(job_ids):
         with transaction.atomic():
@@ -535,9 +697,9 @@ def resolve_dead_letters(
     return _resolve_open(Q(pk__in=list(dead_letter_ids)), by=by, note=note, now=now)
 
 
-def _resolve_open(where: Q, *, by: Any, note: str, now: datetime | None) -> int:
+def _resolve_open(where: Q, *, by: Any, note: str, now: Any) -> int:
     return DeadLetter.objects.filter(where, resolved_at__isnull=True).update(
-        resolved_at=now or timezone.now(),
+        resolved_at=database_now() if now is None else now,
         resolved_by=by if getattr(by, "pk", None) else None,
         note=note,
     )
@@ -657,7 +819,7 @@ def start_step(
         _job_owned_by(job_id, attempt_number), pk=step_id,
     ).exclude(status=StepStatus.SUCCEEDED).update(
         status=StepStatus.RUNNING, attempt_number=attempt_number, attempts=F("attempts") + 1,
-        started_at=now or timezone.now(), finished_at=None,
+        started_at=database_now(now), finished_at=None,
         error_class="", error_message="", traceback="",
         progress_current=None, progress_total=None, progress_message="",
     )
@@ -676,7 +838,7 @@ def checkpoint_step(
         pk=job_id, status=S.RUNNING, last_attempt_number=attempt_number,
     ).exists()
     if not owned or not _step_of(step_id, attempt_number).update(
-        status=StepStatus.SUCCEEDED, result=result, finished_at=now or timezone.now(),
+        status=StepStatus.SUCCEEDED, result=result, finished_at=database_now(now),
     ):
         raise LostOwnership(f"job {job_id} is no longer owned by attempt {attempt_number}")
 
@@ -686,7 +848,7 @@ def fail_step(
 ) -> bool:
     """running -> failed, with the error; False if this attempt no longer runs the step."""
     return bool(_step_of(step_id, attempt_number).update(
-        status=StepStatus.FAILED, finished_at=now or timezone.now(),
+        status=StepStatus.FAILED, finished_at=database_now(now),
         error_class=error.error_class, error_message=error.message, traceback=error.traceback,
     ))
 

@@ -156,6 +156,11 @@ class Attempt(models.Model):
     retry_at = models.DateTimeField(null=True, blank=True)
     worker_host = models.CharField(max_length=255, blank=True, default="")
     worker_pid = models.IntegerField(null=True, blank=True)
+    # Who ran it beyond host and pid, which repeat across containers (same host name,
+    # pid 1...): the worker process's own id, drawn when it spawned, and its cluster's
+    # (Cluster.id; a value, not a relation: cluster rows are deleted after a day).
+    worker_id = models.UUIDField(null=True, blank=True)
+    worker_cluster = models.UUIDField(null=True, blank=True)
     error_class = models.CharField(max_length=255, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
@@ -181,7 +186,11 @@ class Attempt(models.Model):
 
     @property
     def worker(self) -> str:
-        return f"{self.worker_host}:{self.worker_pid}" if self.worker_host else ""
+        """Host and pid, then the first digits of the worker's id: "web:1 (3f2a9c1d)"."""
+        if not self.worker_host:
+            return ""
+        named = f"{self.worker_host}:{self.worker_pid}"
+        return f"{named} ({self.worker_id.hex[:8]})" if self.worker_id else named
 
 
 class Step(models.Model):

@@ -1,9 +1,11 @@
 """Clusters and their workers as the registry (jobs.core.clusters) knows them,
 with the job each busy worker runs now.
 
-A worker is named by its lease: a running job's `lease_owner` is the
-"host:pid" of the process that claimed it, and the registry lists each
-cluster's processes, so two queries tell which cluster runs what.
+A running job's current attempt names the worker that claimed it: host and
+pid, the worker's own id (drawn when it spawned) and its cluster's id. Host and
+pid repeat across containers (same host name, pid 1...), so a job is matched to
+its cluster by the cluster's id, and to a worker by pid only within that
+cluster; two queries tell which cluster runs what.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from jobs.core import clusters
-from jobs.models import Cluster, Job, JobStatus
+from jobs.models import Attempt, Cluster, Job, JobStatus
 
 SHOW_GONE_FOR = timedelta(hours=1)  # then a gone cluster is hidden (deleted after a day)
 MAX_RUNNING = 2000  # running jobs are bounded by workers; this bounds a page all the same
@@ -24,6 +27,17 @@ MAX_RUNNING = 2000  # running jobs are bounded by workers; this bounds a page al
 class WorkerView:
     pid: int | str
     job: Job | None  # what it runs now; None when idle
+
+    @property
+    def worker_id(self) -> str:
+        """The worker's id as the attempt it runs recorded it (unknown while idle)."""
+        return worker_id_of(self.job) if self.job is not None else ""
+
+
+def worker_id_of(job: Job) -> str:
+    """The id of the worker that runs `job` (annotated by `page`), "" if unknown."""
+    value = getattr(job, "worker_id", None)
+    return str(value) if value else ""
 
 
 @dataclass
@@ -64,18 +78,28 @@ def page(now: datetime | None = None) -> WorkersPage:
     shown = list(Cluster.objects.filter(last_seen_at__gte=now - SHOW_GONE_FOR)
                  .order_by("-started_at"))
     views = [ClusterView(c, _state(c, now)) for c in shown]
-    owners: dict[str, ClusterView] = {}
+    by_id = {str(view.cluster.id): view for view in views}
+    # Attempts written before workers had ids (a previous release) have no cluster id:
+    # matched by "host:pid", but only where a single shown cluster lists it.
+    by_owner: dict[str, ClusterView | None] = {}
     for view in views:
         for pid in view.cluster.pids or []:
-            owners[f"{view.cluster.host}:{pid}"] = view
+            owner = f"{view.cluster.host}:{pid}"
+            by_owner[owner] = None if owner in by_owner else view
+    current = Attempt.objects.filter(job_id=OuterRef("pk"), number=OuterRef("last_attempt_number"))
     orphans: list[Job] = []
     running = (Job.objects.filter(status=JobStatus.RUNNING)
                .only("id", "task_name", "queue", "status", "started_at", "heartbeat_at",
                      "lease_owner", "lease_expires_at", "attempt_count", "max_attempts",
-                     "created_at")
+                     "last_attempt_number", "created_at")
+               .annotate(worker_id=Subquery(current.values("worker_id")[:1]),
+                         worker_cluster=Subquery(current.values("worker_cluster")[:1]))
                .order_by("started_at")[:MAX_RUNNING])
     for job in running:
-        view = owners.get(job.lease_owner)
+        if job.worker_cluster:
+            view = by_id.get(str(job.worker_cluster))
+        else:
+            view = by_owner.get(job.lease_owner)
         (view.running if view else orphans).append(job)
     return WorkersPage(clusters=views, orphans=orphans, now=now)
 

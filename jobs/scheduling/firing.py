@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.core.enqueue import enqueue, validate_task_call
+from jobs.core.transitions import database_now, read_database_now
 from jobs.exceptions import JobsError
 from jobs.models import Job, JobStatus, MisfirePolicy, OverlapPolicy, Schedule
 from jobs.scheduling.cron import (
@@ -83,8 +84,10 @@ def plan_next_run(schedule: Schedule, now: datetime | None = None) -> None:
             return
     elif schedule.next_run_at is not None:
         return  # a new row with an explicit first run time
+    # From the database's clock, the one fire_due compares with: a web host whose
+    # clock runs ahead would otherwise plan past a due time that has not come yet.
     schedule.next_run_at = next_run_after(
-        schedule.cron, schedule.time_zone, now or timezone.now()
+        schedule.cron, schedule.time_zone, now or read_database_now()
     )
 
 
@@ -128,14 +131,20 @@ def fire_due(now: datetime | None = None) -> int:
     """Fire every due schedule once; return how many jobs this call enqueued.
 
     Safe in any number of clusters at once: see the module docstring.
+
+    Due means due by the database's clock, never this host's: without `now`, the
+    query that finds the due schedules compares with the database's clock and
+    returns it with each row (one reading per tick, no statement of its own), and
+    that reading is the `now` of the slot and misfire arithmetic.
     """
-    now = now or timezone.now()
-    require_aware(now)
-    due = Schedule.objects.filter(enabled=True, next_run_at__lte=now).order_by(
-        "next_run_at"
-    )[:FIRE_BATCH]
+    if now is not None:
+        require_aware(now)
+    due = Schedule.objects.filter(
+        enabled=True, next_run_at__lte=database_now(now),
+    ).annotate(database_now=database_now(now)).order_by("next_run_at")[:FIRE_BATCH]
     enqueued = 0
     for schedule in due:
+        now = schedule.database_now
         try:
             outcome = fire(schedule, now)
         except Exception:

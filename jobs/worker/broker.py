@@ -10,8 +10,6 @@ first it simply expires, the job still truthfully `queued`.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from time import sleep
@@ -27,13 +25,14 @@ from django_q.signing import SignedPackage
 
 from jobs import conf
 from jobs.conf import TIMEOUT_GRACE_SECONDS
-from jobs.core import clusters, statements
+from jobs.core import clusters, statements, transitions
 from jobs.core.registry import get_task
+from jobs.core.transitions import DatabaseNow
 from jobs.exceptions import UnknownTaskError
 from jobs.models import Job, JobStatus, QueuePause
 from jobs.models.job import DUE_INDEX
 from jobs.worker import connections, maintenance
-from jobs.worker.runner import execute
+from jobs.worker.runner import run_job
 from jobs.worker.wakeup import Listener
 
 logger = logging.getLogger("jobs.broker")
@@ -89,11 +88,23 @@ def reservation(queues: list[str], limit: int, seconds: float | None) -> tuple[s
     `limit` longest due (each read from its own partial index). The longest-due
     job is therefore always a candidate, and once its age has outweighed any
     priority above its own it is taken, so no job waits forever.
+
+    Due and the reservation's end are the database's clock (`statement_timestamp()`,
+    the statement's own time: one reading for the whole statement), never this
+    host's; on SQLite, which runs in this process, this host's clock is the
+    database's.
     """
     settings = conf.get()
-    now = timezone.now()
     seconds = settings.reservation_seconds if seconds is None else seconds
     adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor == "postgresql":
+        now_sql, now_params = "statement_timestamp()", []
+        until_sql, until_params = "statement_timestamp() + %s::interval", [
+            timedelta(seconds=seconds)]
+    else:
+        now = timezone.now()
+        now_sql, now_params = "%s", [adapt(now)]
+        until_sql, until_params = "%s", [adapt(now + timedelta(seconds=seconds))]
     table = connection.ops.quote_name(Job._meta.db_table)
     skip_locked = (
         " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
@@ -104,8 +115,8 @@ def reservation(queues: list[str], limit: int, seconds: float | None) -> tuple[s
     pauses = connection.ops.quote_name(QueuePause._meta.db_table)
     due = (
         f"status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RETRYING.value}')"
-        f" AND queue IN ({in_queues}) AND run_after <= %s"
-        " AND (reserved_until IS NULL OR reserved_until < %s)"
+        f" AND queue IN ({in_queues}) AND run_after <= {now_sql}"
+        f" AND (reserved_until IS NULL OR reserved_until < {now_sql})"
         f" AND queue NOT IN (SELECT queue FROM {pauses})"
     )
     # A reservation is soft (it only keeps other clusters away for a while), so its
@@ -135,12 +146,12 @@ def reservation(queues: list[str], limit: int, seconds: float | None) -> tuple[s
         f"  ORDER BY run_after LIMIT %s{skip_locked}),"
         " chosen AS (SELECT id FROM (SELECT * FROM best UNION SELECT * FROM oldest) AS c"
         f"  ORDER BY priority * %s - {_epoch('run_after')} DESC, run_after LIMIT %s)"
-        f" UPDATE {table} SET reserved_until = %s{asynchronous} WHERE id {chosen}"
+        f" UPDATE {table} SET reserved_until = {until_sql}{asynchronous} WHERE id {chosen}"
         " RETURNING id, priority, run_after, task_name"
     )
-    due_params = [*queues, adapt(now), adapt(now)]
+    due_params = [*queues, *now_params, *now_params]
     params = [*due_params, limit, *due_params, limit, settings.priority_aging_seconds, limit,
-              adapt(now + timedelta(seconds=seconds))]
+              *until_params]
     return sql, params
 
 
@@ -162,13 +173,44 @@ def package(job_id: UUID, task_name: str = "") -> dict:
         "timeout": _task_timeout(task_name) + TIMEOUT_GRACE_SECONDS,
         "id": job_id.hex,
         "name": f"job-{job_id}",
-        "func": execute,
+        "func": execute_handed_over,
         "args": (str(job_id),),
         "kwargs": {},
         "save": False,
         "ack_failure": True,
         "started": timezone.now(),
     }
+
+
+def execute_handed_over(job_id: str) -> None:
+    """django-q2's entry point for a job this broker handed over. Never raises.
+
+    Whatever the task does ends in a recorded outcome (`jobs.worker.runner`); what
+    reaches here is a claim or an outcome write that failed (the database away, a
+    pooler refusing a statement). A job the claim did not take is still `queued`
+    and reserved for this cluster: it is given back at once (its reservation
+    cleared), not left to its reservation's expiry and handed over again after
+    it, maybe to fail the same way. A job the claim took is `running`: the
+    reaper settles it when its lease lapses, and retries it.
+    """
+    try:
+        run_job(job_id)
+    except Exception:
+        logger.exception("job %s: its claim or its outcome could not be written; "
+                         "giving it back", job_id)
+        give_back(job_id)
+
+
+def give_back(job_id: str) -> None:
+    """Make a handed-over, unclaimed job claimable again by every cluster, now, on a new
+    connection (whatever failed may have left the old one in a state of its own)."""
+    connection.close()
+    try:
+        transitions.clear_reservation(job_id)
+    except DatabaseErrors:
+        logger.warning("job %s could not be given back; it is taken again when its "
+                       "reservation expires", job_id, exc_info=True)
+        connection.close()
 
 
 def _task_timeout(task_name: str) -> int:
@@ -278,13 +320,14 @@ class JobTableBroker(Broker):
             workers = tuple(sorted(pid for pid in stat.workers if pid))
         except Exception:  # noqa: BLE001 - a stat we cannot read only costs the listing
             return
-        if workers and workers != self._recorded_workers and clusters.record_worker_pids(
-                socket.gethostname(), os.getppid(), list(workers)):
+        cluster_id = clusters.current_cluster_id()  # not host and pid: those repeat
+        if (workers and workers != self._recorded_workers and cluster_id is not None
+                and clusters.record_worker_pids(cluster_id, list(workers))):
             self._recorded_workers = workers
 
     def queue_size(self) -> int:
-        """Due jobs no cluster has reserved yet."""
-        now = timezone.now()
+        """Due jobs no cluster has reserved yet (by the database's clock)."""
+        now = DatabaseNow()
         return (
             Job.objects.filter(
                 queue__in=self.queues, status__in=JobStatus.runnable(), run_after__lte=now
@@ -295,7 +338,7 @@ class JobTableBroker(Broker):
 
     def lock_size(self) -> int:
         """Jobs reserved by a cluster or running."""
-        now = timezone.now()
+        now = DatabaseNow()
         return Job.objects.filter(queue__in=self.queues).filter(
             Q(status=JobStatus.RUNNING)
             | Q(status__in=JobStatus.runnable(), reserved_until__gte=now)

@@ -42,11 +42,13 @@ class SweepResult:
 
 
 def sweep(*, now: datetime | None = None, limit: int = 500) -> SweepResult:
-    """Settle up to `limit` running jobs whose lease expired before `now`."""
-    now = now or timezone.now()
+    """Settle up to `limit` running jobs whose lease expired before `now`: by default
+    the database's clock, the one the leases were written with, so a reaper whose
+    own clock runs ahead takes nothing from a live worker."""
     result = SweepResult()
     expired = (
-        Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+        Job.objects.filter(status=JobStatus.RUNNING,
+                           lease_expires_at__lt=transitions.database_now(now))
         .order_by("lease_expires_at")[:limit]
     )
     for job in expired:
@@ -60,11 +62,15 @@ def sweep(*, now: datetime | None = None, limit: int = 500) -> SweepResult:
     return result
 
 
-def reap(job: Job, *, now: datetime) -> JobStatus | None:
+def reap(job: Job, *, now: datetime | None = None) -> JobStatus | None:
     """Close the job's open attempt as lost and retry or bury it; None if someone else did.
 
     A job whose cancel was pending when its worker was lost is cancelled instead
     of retried (`transitions.fail`): the operator's request is not lost with it.
+
+    Without `now` the database's clock decides, in the UPDATE itself: the lease must
+    still be expired at that statement's time, and the retry is due at that time plus
+    the backoff (`transitions.fail`). This host's clock only measures the backoff.
     """
     attempt = Attempt.objects.filter(job_id=job.pk, number=job.last_attempt_number).first()
     if attempt is None:  # claim writes both in one transaction; nothing to close
@@ -73,9 +79,10 @@ def reap(job: Job, *, now: datetime) -> JobStatus | None:
         backoff = get_task(job.task_name).effective_backoff()
     except UnknownTaskError:
         backoff = Backoff.from_settings()
+    measured_from = now or timezone.now()
     when = retry.retry_at(
         attempt_count=job.attempt_count, max_attempts=job.max_attempts,
-        backoff=backoff, permanent=False, now=now,
+        backoff=backoff, permanent=False, now=measured_from,
     )
     last_beat = job.heartbeat_at or (
         job.lease_expires_at - timedelta(seconds=conf.get().lease_seconds)
@@ -89,7 +96,8 @@ def reap(job: Job, *, now: datetime) -> JobStatus | None:
     try:
         status = transitions.fail(
             Claimed(job=job, attempt=attempt), error, retry_at=when,
-            attempt_status=AttemptStatus.LOST, now=now, guard=Q(lease_expires_at__lt=now),
+            attempt_status=AttemptStatus.LOST, now=now,
+            guard=Q(lease_expires_at__lt=transitions.database_now(now)),
         )
     except LostOwnership:
         return None  # a late heartbeat, the worker itself, or another reaper won

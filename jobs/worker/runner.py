@@ -16,15 +16,15 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
-from uuid import UUID
+from typing import Any, NamedTuple, TypeVar
+from uuid import UUID, uuid4
 
 from django.db import Error as DatabaseError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import conf, signals
-from jobs.core import retry, tracing, transitions
+from jobs.core import clusters, retry, tracing, transitions
 from jobs.core.context import AttemptLost, JobCancelled, JobContext, running
 from jobs.core.registry import Task, get_task
 from jobs.core.retry import Backoff
@@ -69,8 +69,33 @@ def execute(job_id: str) -> None:
         logger.exception("could not record the outcome of job %s", job_id)
 
 
-def worker_identity() -> tuple[str, int]:
-    return socket.gethostname(), os.getpid()
+class WorkerIdentity(NamedTuple):
+    """Who claims: host and pid for people, `id` (drawn when the worker spawned) and its
+    cluster's id for comparisons, since host and pid repeat across containers."""
+
+    host: str
+    pid: int
+    id: UUID
+    cluster: UUID | None
+
+
+_identity: WorkerIdentity | None = None
+
+
+def new_worker_identity() -> WorkerIdentity:
+    """Draw this process's identity afresh (at spawn: a forked worker must not keep
+    its parent's)."""
+    global _identity
+    _identity = WorkerIdentity(socket.gethostname(), os.getpid(), uuid4(),
+                               clusters.current_cluster_id())
+    return _identity
+
+
+def worker_identity() -> WorkerIdentity:
+    """This process's identity; drawn on first use if it did not spawn as a worker."""
+    if _identity is None or _identity.pid != os.getpid():
+        return new_worker_identity()
+    return _identity
 
 
 def run_job(job_id: UUID | str) -> JobStatus | None:
@@ -79,10 +104,11 @@ def run_job(job_id: UUID | str) -> JobStatus | None:
         # Shutting down: leave it queued and let another cluster have it now.
         transitions.clear_reservation(job_id)
         return None
-    host, pid = worker_identity()
+    me = worker_identity()
     connections.skip_health_check_if_fresh()
     claimed = connections.retry_on_new_connection(lambda: transitions.claim(
-        job_id, worker_host=host, worker_pid=pid, lease_seconds=conf.get().lease_seconds
+        job_id, worker_host=me.host, worker_pid=me.pid, lease_seconds=conf.get().lease_seconds,
+        worker_id=me.id, worker_cluster=me.cluster,
     ))
     if claimed is None:
         logger.debug("job %s not claimed: taken by another worker, not due, or gone", job_id)
@@ -294,7 +320,8 @@ def _record_failure(
 def on_worker_spawn(**_: Any) -> None:
     """django-q2's post_spawn, in each new worker: signals, and both of the worker's
     connections (its own and its heartbeat's) opened now, while the database has
-    slots to give, and kept (CONN_MAX_AGE)."""
+    slots to give, and kept (CONN_MAX_AGE). Its identity is drawn now too."""
+    new_worker_identity()
     install_worker_signal_handlers()
     heartbeat.ensure_started()
     try:

@@ -13,6 +13,14 @@ before it, and the worker's claim is the fence whoever else heard of it.
 Notifications that piled up while the pusher was busy are read in one go and
 answered with one reservation, not one each: its reservations have already
 seen most of those jobs.
+
+Behind a pooler in transaction mode (PgBouncer) LISTEN hears nothing: the
+server connection that ran it goes back to the pool at once, and no
+notification reaches the client. The listener opens its connection with
+JOBS['LISTEN_DATABASE_URL'] when set (a direct connection), else with the
+database's own settings; if that connection turns out pooled
+(`jobs.core.statements.pooled`) it says so once and the pusher polls every
+Q_POLL instead, as on SQLite (docs/deployment.md, "PgBouncer").
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import psycopg
 from django.db import connection
 
 from jobs import conf
+from jobs.core import statements
 from jobs.core.queues import CHANNEL
 
 logger = logging.getLogger("jobs.wakeup")
@@ -72,6 +81,7 @@ class Listener:
         self.queues = set(queues)
         self.next_due: float | None = None  # epoch seconds of the earliest delayed job heard of
         self._conn: psycopg.Connection | None = None
+        self.pooled = False  # the connection goes through a pooler: poll instead
 
     @staticmethod
     def available() -> bool:
@@ -84,6 +94,9 @@ class Listener:
         Returns the jobs to hand to workers by id: those heard of during this wait,
         due now, at most `limit`. Empty means: reserve (look at the queues).
         """
+        if self.pooled:
+            time.sleep(poll)
+            return []
         try:
             if self._conn is None or self._conn.closed:
                 # Just (re)connected: anything that arrived before LISTEN was not heard,
@@ -156,14 +169,36 @@ class Listener:
         if self.next_due is not None and self.next_due <= time.time():
             self.next_due = None
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self) -> psycopg.Connection | None:
         if self._conn is None or self._conn.closed:
-            params = connection.get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            self._conn = psycopg.connect(**params, autocommit=True)
-            self._conn.execute(f"LISTEN {CHANNEL}")
+            url = conf.get().listen_database_url
+            if url:
+                conn = psycopg.connect(url, autocommit=True)
+            else:
+                params = connection.get_connection_params()
+                params.pop("cursor_factory", None)
+                params.pop("context", None)
+                conn = psycopg.connect(**params, autocommit=True)
+            try:
+                if statements.pooled(conn):
+                    conn.close()
+                    self._poll_from_now_on(bool(url))
+                    return None
+                conn.execute(f"LISTEN {CHANNEL}")
+            except psycopg.Error:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
+
+    def _poll_from_now_on(self, own_url: bool) -> None:
+        self.pooled = True
+        where = ("JOBS['LISTEN_DATABASE_URL'] goes through a connection pooler too" if own_url
+                 else "the LISTEN connection goes through a connection pooler")
+        logger.warning(
+            "%s, where notifications do not arrive: this cluster polls for new jobs every "
+            "Q_POLL instead of being woken (set JOBS['LISTEN_DATABASE_URL'] to a direct "
+            "connection to the database; docs/deployment.md)", where)
 
     def close(self) -> None:
         if self._conn is not None:

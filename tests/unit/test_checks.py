@@ -2,7 +2,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from jobs.checks import check_cluster_settings, check_jobs_settings
+from jobs.checks import check_cluster_settings, check_database_vendor, check_jobs_settings
 from jobs.core.registry import _registry, task
 
 
@@ -13,6 +13,7 @@ def ids(errors):
 def test_shipped_settings_pass():
     assert check_cluster_settings() == []
     assert check_jobs_settings() == []
+    assert check_database_vendor() == []
 
 
 @pytest.mark.parametrize(
@@ -72,3 +73,33 @@ def test_a_task_timeout_longer_than_django_q2s_is_caught(settings):
         assert "jobs.E002" in ids(check_cluster_settings())
     finally:
         _registry.pop("tests.very_long")
+
+
+# Overriding DATABASES leaves the open connections alone: only the check reads it here.
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@pytest.mark.parametrize(
+    ("engine", "vendor"),
+    [
+        ("django.db.backends.oracle", "oracle"),  # its driver is not installed: named anyway
+        ("django.db.backends.mysql", "mysql"),  # no MySQLdb under these settings
+        ("thirdparty.backends.cockroachdb", "cockroachdb"),
+    ],
+)
+def test_a_database_other_than_postgresql_or_sqlite_is_refused_by_name(settings, engine, vendor):
+    settings.DATABASES = {**settings.DATABASES,
+                          "legacy": {"ENGINE": engine, "NAME": "jobs", "HOST": "nowhere"}}
+    errors = check_database_vendor()
+    assert ids(errors) == ["jobs.E012"]
+    assert f"DATABASES['legacy'] is {vendor}" in errors[0].msg
+    assert "PostgreSQL and SQLite" in errors[0].msg
+    with pytest.raises(SystemCheckError, match="jobs.E012"):
+        call_command("check")
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@pytest.mark.parametrize("engine", ["django.db.backends.postgresql", "django.db.backends.sqlite3",
+                                    "django.contrib.gis.db.backends.postgis",
+                                    "django.contrib.gis.db.backends.spatialite"])
+def test_postgresql_and_sqlite_pass_whatever_their_engine_is_called(settings, engine):
+    settings.DATABASES = {**settings.DATABASES, "other": {"ENGINE": engine, "NAME": "jobs"}}
+    assert check_database_vendor() == []

@@ -26,8 +26,8 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
+import psutil
 from django.core.management.base import BaseCommand, CommandError
 from django.db import Error as DatabaseError
 from django.db import connection
@@ -73,8 +73,9 @@ class Command(BaseCommand):
         # must not reach django-q2's handler, which would wait for running jobs forever.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: stop.set())
-        cluster.start()
+        # Before start(): the cluster's id is handed down to the processes it starts.
         registration = Registration(name, served, Conf.WORKERS)
+        cluster.start()
         refresh_every = conf.get().cluster_refresh_seconds
         next_refresh = 0.0
         try:
@@ -141,24 +142,12 @@ def wait_for_database(max_backoff: float = 10.0) -> None:
 
 
 def _descendants(pid: int) -> list[int]:
-    """Child processes of `pid`, read from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces; the fields after its ")" are fixed.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """Every process under `pid` (children, grandchildren...), as psutil finds them on
+    any platform; empty if `pid` is gone."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:  # gone (NoSuchProcess), or not ours to look at (AccessDenied)
+        return []
 
 
 def _signal_all(pids: list[int], sig: int) -> None:

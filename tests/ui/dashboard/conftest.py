@@ -2,7 +2,7 @@
 
 Browser tests drive Debian's /usr/bin/chromium through Playwright's own
 driver; no browser is ever downloaded. A missing Chromium fails the tests
-loudly: `make test` installs it (scripts/ensure-chromium.sh).
+loudly: `make test` installs it (scripts/ensure-package.sh).
 """
 
 import os
@@ -55,7 +55,8 @@ def browser():
     unless DJANGO_ALLOW_ASYNC_UNSAFE is set; it is set only while the browser lives.
     """
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (make test does)")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-package.sh {CHROMIUM} "
+                    "chromium (make test does)")
     from playwright.sync_api import sync_playwright
 
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")

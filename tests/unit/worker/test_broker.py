@@ -11,12 +11,12 @@ from django_q.signing import SignedPackage
 from jobs.models import Job, JobStatus
 from jobs.worker.broker import (
     JobTableBroker,
+    execute_handed_over,
     package,
     reservation,
     reservation_size,
     reserve_due,
 )
-from jobs.worker.runner import execute
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +63,8 @@ def test_dequeue_hands_out_signed_packages_carrying_only_the_job_id():
     [(ack_id, payload)] = broker.dequeue()
     task = SignedPackage.loads(payload)
     assert ack_id == str(job.pk)
-    assert task["func"] is execute and task["args"] == (str(job.pk),) and task["kwargs"] == {}
+    assert task["func"] is execute_handed_over
+    assert task["args"] == (str(job.pk),) and task["kwargs"] == {}
     assert task["save"] is False
     assert broker.dequeue() is None  # nothing else due
     assert broker.queue_size() == 0
