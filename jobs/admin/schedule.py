@@ -67,6 +67,10 @@ class ArgumentsField(LimitsField):
     MAX_CHARS = MAX_PARAMETER_CHARS
 
 
+# Text fields stored as typed: surrounding spaces are a form error, not trimmed.
+UNTRIMMED = ("name", "cron", "time_zone")
+
+
 class ScheduleForm(forms.ModelForm):
     """Validates like Schedule.full_clean and computes the next runs from the submitted data."""
 
@@ -85,6 +89,9 @@ class ScheduleForm(forms.ModelForm):
         for name in ("args", "kwargs"):
             if name in self.fields:
                 self.fields[name].what = name  # errors say "args[0] ...", not "limits"
+        for name in UNTRIMMED:
+            if name in self.fields:
+                self.fields[name].strip = False  # refused in clean(), never trimmed in silence
         if "task_name" in self.fields:
             self.fields["task_name"].choices = [("", "---------")] + [
                 (name, name) for name in sorted(registered_tasks())
@@ -94,6 +101,13 @@ class ScheduleForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
+        for name in UNTRIMMED:
+            value = data.get(name)
+            if isinstance(value, str) and value != value.strip():
+                # Saved as typed, " nightly" and "nightly" would be two schedules that
+                # look like one; trimmed, the value would not be what was typed.
+                self.add_error(name, "Remove the spaces around it.")
+                data.pop(name, None)
         self._set_preview(data.get("cron"), data.get("time_zone"))
         return data
 

@@ -217,6 +217,8 @@ SCHEDULE_FIELDS = ["name", "task_name", "args", "kwargs", "cron", "time_zone",
 @example(field="kwargs", text='{"a": ' + "9" * 5000 + "}")
 @example(field="args", text="[1e16, 2]")
 @example(field="jitter_seconds", text="9" * 5000)
+@example(field="name", text=" padded")  # found by the hunt profile: it was saved trimmed
+@example(field="cron", text=" 0 2 * * *")
 def test_the_schedule_form_saves_exactly_or_answers_a_form_error(root, field, text):
     data = {"name": "nightly", "task_name": "tests.add", "args": "[1, 2]", "kwargs": "{}",
             "cron": "0 2 * * *", "time_zone": "Europe/Berlin", "enabled": "on",
