@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from jobs.core.serialization import pretty_json
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
-from jobs.ops import access, bulk, failures, operations, search, stats
+from jobs.ops import access, failures, operations, search, stats
 from jobs.ops.presentation import (
     CappedCount,
     capped_count,
@@ -324,8 +324,3 @@ def status_payload(job: Job) -> dict[str, Any]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def every_job_count() -> CappedCount:
-    """How many jobs an action on "every job" would act on, as the confirmation names it."""
-    return capped_count(search.matching({}).exclude(task_name=bulk.TASK))

@@ -389,7 +389,7 @@ def bulk_start(request: HttpRequest, action: str) -> HttpResponse:
                       {"action": chosen, "problems": form.problems()}, status=400)
     filters = form.cleaned_data["filters"]
     if not form.narrows(filters):
-        count = queries.every_job_count()
+        count = bulk.count_matching({})
         if form.cleaned_data["every"] != count.value:
             return render(request, "dashboard/bulk_start.html",
                           {"action": chosen, "count": count, "form": form})

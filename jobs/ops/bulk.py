@@ -42,7 +42,7 @@ from jobs.core.enqueue import enqueue
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus, OperationStatus, OperatorAction
 from jobs.models.console import OperationTarget
 from jobs.ops import audit, operations, search
-from jobs.ops.presentation import capped_count
+from jobs.ops.presentation import CappedCount, capped_count
 
 TASK = "jobs.bulk_action"
 BATCH = 500
@@ -136,6 +136,12 @@ def _counts(row: OperatorAction) -> dict[str, Any]:
 def _targets(filters: dict[str, Any]) -> Any:
     """The matching jobs, never an operation's own job (cancel all running, say)."""
     return search.matching(filters).exclude(task_name=TASK)
+
+
+def count_matching(filters: dict[str, Any]) -> CappedCount:
+    """How many jobs an operation on `filters` would act on now, as a confirmation
+    names them (capped, like every count on a page)."""
+    return capped_count(_targets(filters))
 
 
 def _fix_targets(operation_id: int, targets: Any) -> int:

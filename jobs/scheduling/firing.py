@@ -20,8 +20,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.core.clock import database_now, read_database_now
 from jobs.core.enqueue import enqueue, validate_task_call
-from jobs.core.transitions import database_now, read_database_now
 from jobs.exceptions import JobsError
 from jobs.models import Job, JobStatus, MisfirePolicy, OverlapPolicy, Schedule
 from jobs.scheduling.cron import (

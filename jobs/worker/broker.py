@@ -26,8 +26,8 @@ from django_q.signing import SignedPackage
 from jobs import conf
 from jobs.conf import TIMEOUT_GRACE_SECONDS
 from jobs.core import clusters, statements, transitions
+from jobs.core.clock import DatabaseNow
 from jobs.core.registry import get_task
-from jobs.core.transitions import DatabaseNow
 from jobs.exceptions import UnknownTaskError
 from jobs.models import Job, JobStatus, QueuePause
 from jobs.models.job import DUE_INDEX

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from jobs import conf
 from jobs.core import retry, transitions
+from jobs.core.clock import database_now
 from jobs.core.registry import get_task
 from jobs.core.retry import Backoff
 from jobs.core.transitions import Claimed, ErrorInfo
@@ -48,7 +49,7 @@ def sweep(*, now: datetime | None = None, limit: int = 500) -> SweepResult:
     result = SweepResult()
     expired = (
         Job.objects.filter(status=JobStatus.RUNNING,
-                           lease_expires_at__lt=transitions.database_now(now))
+                           lease_expires_at__lt=database_now(now))
         .order_by("lease_expires_at")[:limit]
     )
     for job in expired:
@@ -97,7 +98,7 @@ def reap(job: Job, *, now: datetime | None = None) -> JobStatus | None:
         status = transitions.fail(
             Claimed(job=job, attempt=attempt), error, retry_at=when,
             attempt_status=AttemptStatus.LOST, now=now,
-            guard=Q(lease_expires_at__lt=transitions.database_now(now)),
+            guard=Q(lease_expires_at__lt=database_now(now)),
         )
     except LostOwnership:
         return None  # a late heartbeat, the worker itself, or another reaper won
