@@ -63,6 +63,14 @@ def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                      f"(default {DEFAULTS[key]}).",
                 id="jobs.E006",
             ))
+    if js.database not in settings.DATABASES:
+        errors.append(Error(
+            f"{_name('DATABASE')} is {js.database!r}, which is no alias of DATABASES "
+            f"({', '.join(map(repr, settings.DATABASES))}): no job could be read or written.",
+            hint=f"Set {ENV_PREFIX}DATABASE to the alias that holds the jobs tables "
+                 f"(default {DEFAULTS['DATABASE']!r}).",
+            id="jobs.E013",
+        ))
     for key, names in (("DEFAULT_QUEUE", [js.default_queue]), ("QUEUES", list(js.queues))):
         bad = [n for n in names if not _queue_name_ok(n)]
         if bad:
@@ -144,22 +152,27 @@ SUPPORTED_VENDORS = ("postgresql", "sqlite")
 
 @register("jobs")
 def check_database_vendor(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    """Refuse, at start, any database but PostgreSQL and SQLite, naming what it is."""
-    errors: list[Error] = []
-    for alias, config in settings.DATABASES.items():
-        engine = config.get("ENGINE", "")
-        vendor = _vendor(engine)
-        if vendor in SUPPORTED_VENDORS:
-            continue
-        errors.append(Error(
-            f"DATABASES[{alias!r}] is {_describe(alias, engine, vendor)}: truthful-jobs "
-            "supports only PostgreSQL and SQLite. Elsewhere the migrations may succeed "
-            "without the constraints jobs rely on (MySQL and MariaDB drop the conditional "
-            "unique constraint of idempotent enqueue), and jobs would fail or run twice.",
-            hint="Point DATABASE_URL at PostgreSQL (production) or SQLite (development).",
-            id="jobs.E012",
-        ))
-    return errors
+    """Refuse, at start, an engine database (JOBS['DATABASE']) other than PostgreSQL or
+    SQLite, naming what it is. The project's other databases are not the engine's."""
+    try:
+        alias = conf.get().database
+    except ImproperlyConfigured:
+        return []  # reported by check_jobs_settings
+    if alias not in settings.DATABASES:
+        return []  # likewise (jobs.E013)
+    engine = settings.DATABASES[alias].get("ENGINE", "")
+    vendor = _vendor(engine)
+    if vendor in SUPPORTED_VENDORS:
+        return []
+    return [Error(
+        f"DATABASES[{alias!r}] is {_describe(alias, engine, vendor)}: truthful-jobs "
+        "supports only PostgreSQL and SQLite. Elsewhere the migrations may succeed "
+        "without the constraints jobs rely on (MySQL and MariaDB drop the conditional "
+        "unique constraint of idempotent enqueue), and jobs would fail or run twice.",
+        hint="Point DATABASE_URL at PostgreSQL (production) or SQLite (development), "
+             f"or {ENV_PREFIX}DATABASE at an alias that is one.",
+        id="jobs.E012",
+    )]
 
 
 def _vendor(engine: str) -> str:

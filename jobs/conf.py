@@ -24,6 +24,10 @@ BROKER = "jobs.worker.broker.JobTableBroker"
 TIMEOUT_GRACE_SECONDS = 10
 
 DEFAULTS: dict[str, Any] = {
+    # The database alias (a key of DATABASES) that holds the engine's tables: every read,
+    # write and transaction of jobs goes there, whatever DATABASE_ROUTERS say (a read
+    # from a replica that lags would lie about a job's state; jobs.database).
+    "DATABASE": "default",
     "DEFAULT_QUEUE": "default",
     # Queues a cluster serves unless `qcluster --queues` says otherwise; empty
     # means [DEFAULT_QUEUE].
@@ -95,6 +99,7 @@ DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class JobsSettings:
+    database: str
     default_queue: str
     queues: tuple[str, ...]
     default_max_attempts: int
@@ -201,7 +206,9 @@ Q_CLUSTER_DEFAULTS: dict[str, Any] = {
     "name": "default",
     "workers": 2,
     "broker_class": BROKER,
-    "orm": "default",
+    # django-q2's own ORM broker's database (unused with the Job table's broker), kept
+    # on the engine's: q_cluster_from_env() follows JOBS_DATABASE.
+    "orm": DEFAULTS["DATABASE"],
     # Jobs reserved per statement; None: POSTGRESQL_BULK or SQLITE_BULK
     # (jobs.worker.broker.reservation_size).
     "bulk": None,
@@ -246,4 +253,6 @@ def q_cluster_from_env(env: environ.Env | None = None, **overrides: Any) -> dict
         if var in env.ENVIRON:
             cast = int if key == "bulk" else type(Q_CLUSTER_DEFAULTS[key])
             given[key] = {str: env.str, int: env.int, float: env.float}[cast](var)
+    if ENV_PREFIX + "DATABASE" in env.ENVIRON:
+        given["orm"] = env.str(ENV_PREFIX + "DATABASE")
     return q_cluster(**given, **overrides)

@@ -1,6 +1,24 @@
 """The suite's settings: the project's, plus the test-only app (models and tasks)."""
 
+import copy
+
 from config.settings import *  # noqa: F403
-from config.settings import INSTALLED_APPS
+from config.settings import DATABASES, INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+
+
+def _another_database(suffix: str) -> dict:
+    """A second database on the same server, with its own test database (not a mirror):
+    pytest-django creates it only for the tests that name it in `databases`."""
+    db = copy.deepcopy(DATABASES["default"])
+    db["NAME"] = f"{db['NAME']}_{suffix}"
+    if "NAME" in db.get("TEST", {}):  # SQLite: the test database's own file
+        db["TEST"]["NAME"] = f"{db['TEST']['NAME']}_{suffix}"
+    return db
+
+
+# tests/integration/test_database_alias.py: a replica that lags (migrated, empty), read
+# through tests.routers.PrimaryReplicaRouter, and a database of the engine's own.
+DATABASES = {**DATABASES, "replica": _another_database("replica"),
+             "jobsdb": _another_database("jobsdb")}

@@ -29,6 +29,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from jobs import database
 from jobs.core.registry import registered_tasks
 from jobs.core.transitions import BulkResult
 from jobs.models import Job, Step
@@ -314,7 +315,9 @@ class GuardedAdmin(admin.ModelAdmin):
     def changeform_view(self, request: HttpRequest, object_id: str | None = None,
                         form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         reject_unstorable_input(request)
-        return super().changeform_view(request, object_id, form_url, extra_context)
+        # Django's own transaction here is on the router's database, not the engine's.
+        with database.atomic():
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def history_view(self, request: HttpRequest, object_id: str,
                      extra_context: dict | None = None) -> HttpResponse:
@@ -324,7 +327,8 @@ class GuardedAdmin(admin.ModelAdmin):
     def delete_view(self, request: HttpRequest, object_id: str,
                     extra_context: dict | None = None) -> HttpResponse:
         reject_unstorable_input(request)
-        return super().delete_view(request, object_id, extra_context)
+        with database.atomic():
+            return super().delete_view(request, object_id, extra_context)
 
 
 class LargeTableAdmin(GuardedAdmin):

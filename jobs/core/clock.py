@@ -21,10 +21,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Value
 from django.db.models.functions import Now
 from django.utils import timezone
+
+from jobs.database import connection
 
 
 class DatabaseNow(Now):

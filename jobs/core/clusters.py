@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.db import Error as DatabaseError
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobs import conf
+from jobs.database import connection
 from jobs.models import Attempt, AttemptStatus, Cluster
 
 logger = logging.getLogger("jobs.clusters")

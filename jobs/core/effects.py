@@ -20,10 +20,11 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError
 
-from jobs import conf
+from jobs import conf, database
 from jobs.core.context import current_job
+from jobs.database import connection
 from jobs.exceptions import InvalidOperationKey, NotInTransaction, OperationKeyBusy
 from jobs.models import OperationKey
 
@@ -44,14 +45,15 @@ def once(key: str) -> bool:
     before any SQL; the caller's transaction stays usable.
     """
     _check_key(key)
-    if transaction.get_autocommit():
+    if database.get_autocommit():
         raise NotInTransaction(
             "jobs.once() must run inside a transaction with the effect's writes: "
-            "use an atomic task (the default) or transaction.atomic()"
+            "use an atomic task (the default) or transaction.atomic() on the engine's database "
+            "(JOBS['DATABASE'], jobs.database.atomic())"
         )
     ctx = current_job()
     try:
-        with _lock_wait_bounded(), transaction.atomic():
+        with _lock_wait_bounded(), database.atomic():
             OperationKey.objects.create(key=key, job_id=ctx.job_id if ctx else None)
     except IntegrityError:
         return False

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from jobs import conf, signals
+from jobs import conf, database, signals
 from jobs.core import tracing
 from jobs.core.queues import check_name, shown
 from jobs.core.registry import (
@@ -29,6 +29,7 @@ from jobs.core.registry import (
     is_registered,
 )
 from jobs.core.serialization import check_json, check_text, stored_json
+from jobs.database import connection
 from jobs.exceptions import (
     IdempotencyConflict,
     InvalidJobArguments,
@@ -94,7 +95,7 @@ def enqueue(
         return _same_job(existing, t, fields)
     try:
         # A savepoint, so losing the race does not poison the caller's transaction.
-        with transaction.atomic():
+        with database.atomic():
             return _create(t, {**fields, "idempotency_key": key})
     except IntegrityError:
         existing = Job.objects.filter(idempotency_key=key).first()
@@ -137,7 +138,7 @@ def _create(t: Task, fields: dict[str, Any]) -> Job:
         if not t.steps:
             job = Job.objects.create(**fields)
         else:
-            with transaction.atomic():
+            with database.atomic():
                 job = Job.objects.create(**fields)
                 # Planned steps show as pending before they run, so operators see what is
                 # ahead.
@@ -162,7 +163,7 @@ def _one_writer() -> Iterator[None]:
     transaction nothing changes (its BEGIN IMMEDIATE holds the database's lock
     already), and on PostgreSQL writers do not wait for each other at all.
     """
-    if connection.vendor != "sqlite" or not transaction.get_autocommit():
+    if connection.vendor != "sqlite" or not database.get_autocommit():
         yield
         return
     with _sqlite_writer:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError
 
+from jobs import database
+from jobs.database import connection
 from jobs.exceptions import InvalidQueueName
 from jobs.models import Job, JobStatus, QueuePause
 
@@ -65,7 +67,7 @@ def pause(queue: str, *, by: Any = None) -> bool:
     """Pause `queue`; False if it already was (the first pause keeps its who and when)."""
     check_name(queue)
     try:
-        with transaction.atomic():
+        with database.atomic():
             QueuePause.objects.create(queue=queue, paused_by=by if getattr(by, "pk", None)
                                       else None)
     except IntegrityError:
@@ -76,7 +78,7 @@ def pause(queue: str, *, by: Any = None) -> bool:
 def resume(queue: str) -> bool:
     """Resume `queue`; False if it was not paused. Listening clusters wake at commit."""
     check_name(queue)
-    with transaction.atomic():
+    with database.atomic():
         deleted, _ = QueuePause.objects.filter(queue=queue).delete()
         if deleted:
             # Jobs a pusher reserved while the queue was paused were refused at claim:

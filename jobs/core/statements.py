@@ -33,8 +33,9 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
+
+from jobs import database
 
 logger = logging.getLogger("jobs.statements")
 
@@ -75,16 +76,9 @@ M = TypeVar("M", bound=Model)
 _NEVER_AUTOMATICALLY = 2**31
 
 
-def _connection() -> Any:
-    # The thread's connection itself: every attribute read through django.db's
-    # `connection` proxy is a thread-local lookup, and the worker's path made dozens
-    # per job.
-    return connections[DEFAULT_DB_ALIAS]
-
-
 def cursor() -> Any:
     """A Django cursor whose parameters the server binds (psycopg 3), else a plain one."""
-    conn = _connection()
+    conn = database.current()
     if _ServerBindingCursor is None or conn.vendor != "postgresql" or (
         conn.queries_logged  # DEBUG or a test capturing: the log wants the SQL text
     ):
@@ -161,13 +155,14 @@ def fetchone(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple | None:
 
 def columns(model: type[Model]) -> str:
     """The model's columns, in field order, for a RETURNING or SELECT list."""
-    return ", ".join(connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
+    quote = database.current().ops.quote_name
+    return ", ".join(quote(f.column) for f in model._meta.concrete_fields)
 
 
 def instance(model: type[M], row: Sequence[Any]) -> M:
     """A model instance from a row in `columns(model)` order (plus anything after it),
     converted as Django converts what it reads (JSON text, say)."""
-    conn = _connection()
+    conn = database.current()
     attnames, converters = _reading(model, conn)
     values = []
     for (column, convert), value in zip(converters, row, strict=False):

@@ -21,7 +21,6 @@ from functools import cache
 from typing import Any
 from uuid import UUID
 
-from django.db import connection, transaction
 from django.db.models import (
     Case,
     Exists,
@@ -34,10 +33,11 @@ from django.db.models import (
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
-from jobs import conf
+from jobs import conf, database
 from jobs.core import causes, statements
 from jobs.core.clock import database_now, database_now_plus
 from jobs.core.serialization import describe, storable_text
+from jobs.database import connection
 from jobs.exceptions import InvalidProgress, LostOwnership
 from jobs.models import (
     Attempt,
@@ -304,7 +304,7 @@ def _claim_in_one_transaction(job_id: UUID | str, host: str, pid: int, owner: st
     (building them with the ORM cost more than running them)."""
     params = {"id": _prep(Job, "id", UUID(str(job_id))), "now": _prep(Job, "started_at", now),
               "lease": _prep(Job, "lease_expires_at", lease), "owner": owner}
-    with transaction.atomic(savepoint=False):
+    with database.atomic(savepoint=False):
         row = statements.fetchone(
             _CLAIM_JOB_SQL.format(columns=statements.columns(Job), **_PYTHON_CLOCK), params)
         if row is None:
@@ -337,7 +337,7 @@ def _claim_in_one_statement(job_id: UUID | str, host: str, pid: int, owner: str,
     params = {"id": UUID(str(job_id)), "now": now, "owner": owner,
               "lease": timedelta(seconds=lease_seconds), "host": host, "pid": pid,
               "worker_id": ids[0], "worker_cluster": ids[1]}
-    row = statements.fetchone(_claim_sql(transaction.get_autocommit()), params)
+    row = statements.fetchone(_claim_sql(database.get_autocommit()), params)
     if row is None:
         return None
     return _claimed(statements.instance(Job, row), row[-1], host, pid, ids)
@@ -354,7 +354,7 @@ def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> No
         now = now or timezone.now()  # SQLite runs in-process: this clock is the database's
         params = _succeed_params(claimed, result, now)
         # Inside the task's transaction no savepoint: a refusal rolls the task back.
-        with transaction.atomic(savepoint=False):
+        with database.atomic(savepoint=False):
             job_moved = statements.fetchone(_SUCCEED_JOB_SQL, params) is not None
             attempt_closed = job_moved and bool(statements.fetchone(_SUCCEED_ATTEMPT_SQL, params))
     if not job_moved:
@@ -438,7 +438,7 @@ def fail(
     # that backoff, so a host whose clock is skewed neither hurries nor delays it.
     backoff = None if retry_at is None else retry_at - (now or timezone.now())
     where = _owned(claimed) & (guard or Q())
-    with transaction.atomic():
+    with database.atomic():
         failed = {"last_error": error.preview, "last_failed_at": database_now(now),
                   "failure_cause": causes.cause(error.error_class, error.message)}
         if backoff is not None:
@@ -489,7 +489,7 @@ def _retry_unless_cancelled(where: Q, backoff: timedelta, failed: dict[str, Any]
 
 def stop_cancelled(claimed: Claimed, *, now: datetime | None = None) -> None:
     """running -> cancelled, when a running job honours a cancel request."""
-    with transaction.atomic():
+    with database.atomic():
         row = _apply_returning(STOP_CANCELLED, _owned(claimed), ("finished_at",),
                                finished_at=database_now(now), **_LEASE_CLEARED)
         if row is None:
@@ -507,7 +507,7 @@ def release(claimed: Claimed, *, now: datetime | None = None) -> None:
     The interrupted try does not count against max_attempts: the job did not fail.
     It is due again at once, by the database's clock.
     """
-    with transaction.atomic():
+    with database.atomic():
         row = _apply_returning(
             RELEASE, _owned(claimed), ("run_after",), attempt_count=F("attempt_count") - 1,
             run_after=database_now(now), started_at=None, **_LEASE_CLEARED,
@@ -568,7 +568,7 @@ def cancel(job_ids: Iterable[UUID | str], *, now: datetime | None = None) -> Bul
     now = database_now(now)
     result = BulkResult()
     for batch in _batches(job_ids):
-        with transaction.atomic():
+        with database.atomic():
             locked = _lock(batch, CANCEL.sources | {S.RUNNING})
             queued = [pk for pk, status in locked if status in CANCEL.sources]
             running = [pk for pk, status in locked if status == S.RUNNING]
@@ -615,7 +615,7 @@ def _restart(
     now = database_now(now)
     result = BulkResult()
     for batch in _batches(job_ids):
-        with transaction.atomic():
+        with database.atomic():
             eligible = [pk for pk, _ in _lock(batch, t.sources)]
             _apply(
                 t, Q(pk__in=eligible),

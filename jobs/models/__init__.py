@@ -1,5 +1,6 @@
 """The database is the source of truth. Models import nothing of `jobs` but
-their choices, so every other layer can build on them."""
+their choices and the engine's database alias (`jobs.database`), so every other
+layer can build on them."""
 
 from jobs.models.choices import (
     RUNNABLE_STATUSES,

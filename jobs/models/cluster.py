@@ -7,8 +7,10 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from jobs.models.base import EngineModel
 
-class Cluster(models.Model):
+
+class Cluster(EngineModel):
     """One `qcluster` process from its start to its stop, refreshed while it lives.
 
     The row says what the cluster said of itself the last time it spoke; whether it

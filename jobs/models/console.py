@@ -6,8 +6,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from jobs.models.base import EngineModel
 
-class QueuePause(models.Model):
+
+class QueuePause(EngineModel):
     """A paused queue: clusters neither reserve nor claim its jobs while this row exists.
 
     Jobs that already run finish; resuming deletes the row (the audit log keeps
@@ -35,7 +37,7 @@ class OperationStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class OperatorAction(models.Model):
+class OperatorAction(EngineModel):
     """One thing an operator did, as the audit log shows it; for an action over every
     job matching a filter, also its progress while a job of its own carries it out.
 
@@ -75,7 +77,7 @@ class OperatorAction(models.Model):
         return f"{self.action} by {self.username or 'system'} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
-class OperationTarget(models.Model):
+class OperationTarget(EngineModel):
     """One job an every-match operation acts on, written once when the operation begins.
 
     The set is fixed then, so the operation acts on exactly the jobs that

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.models.base import EngineModel
 from jobs.models.choices import RUNNABLE_STATUSES, AttemptStatus, JobStatus, StepStatus
 from jobs.models.ids import tail, uuid7
 
@@ -20,7 +21,7 @@ from jobs.models.ids import tail, uuid7
 DUE_INDEX = "job_due_idx"
 
 
-class Job(models.Model):
+class Job(EngineModel):
     # Time-ordered (jobs.models.ids): recent jobs' index entries stay together.
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     task_name = models.CharField(max_length=200)
@@ -141,7 +142,7 @@ class Job(models.Model):
         return JobStatus(self.status).is_terminal
 
 
-class Attempt(models.Model):
+class Attempt(EngineModel):
     # Looked up through attempt_unique_number (job, number), which it leads.
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts",
                             db_index=False)
@@ -193,7 +194,7 @@ class Attempt(models.Model):
         return f"{named} ({self.worker_id.hex[:8]})" if self.worker_id else named
 
 
-class Step(models.Model):
+class Step(EngineModel):
     """One checkpointed part of a job. A succeeded step is never run again for
     that job (until an operator requeues it from scratch); its stored result
     is returned instead."""

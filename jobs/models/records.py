@@ -7,10 +7,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.models.base import EngineModel
 from jobs.models.job import Attempt, Job
 
 
-class OperationKey(models.Model):
+class OperationKey(EngineModel):
     """A business operation that committed, recorded in the same transaction as its writes.
 
     See `jobs.effects.once`: a re-run after a crash finds the key and skips the effect.
@@ -25,7 +26,7 @@ class OperationKey(models.Model):
         return self.key
 
 
-class DeadLetter(models.Model):
+class DeadLetter(EngineModel):
     """A job that failed for good, waiting for an operator. Its error is not copied here:
     it points at the attempt that failed last, where error and traceback are stored once."""
 

@@ -6,11 +6,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.models.base import EngineModel
 from jobs.models.choices import MisfirePolicy, OverlapPolicy
 from jobs.models.job import Job
 
 
-class Schedule(models.Model):
+class Schedule(EngineModel):
     """A registered task enqueued at the times of a cron expression in an IANA time zone.
 
     Every cluster's maintenance thread fires due schedules

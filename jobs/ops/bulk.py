@@ -32,13 +32,13 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from jobs import conf
+from jobs import conf, database
 from jobs.core.context import JobCancelled, current_job
 from jobs.core.enqueue import enqueue
+from jobs.database import connection
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus, OperationStatus, OperatorAction
 from jobs.models.console import OperationTarget
 from jobs.ops import audit, operations, search
@@ -59,7 +59,7 @@ def start(name: str, user: Any, filters: dict[str, Any], *, note: str = "") -> O
         raise PermissionDenied(f"{user} may not {action.name} jobs ({action.permission})")
     now = timezone.now()
     stored = search.freeze(filters, now)
-    with transaction.atomic():
+    with database.atomic():
         row = audit.record(name, user, {"filter": stored}, note=note, status=RUNNING)
         targets = _targets(search.thaw(stored))
         # Past the request's cap, run() fixes the set instead (an INSERT of millions of
@@ -90,7 +90,7 @@ def run(operation_id: int) -> dict[str, Any]:
         row.matched and not row.cursor
         and not OperationTarget.objects.filter(operation_id=row.pk).exists())
     if unfixed:
-        with transaction.atomic():
+        with database.atomic():
             fixed = _fix_targets(row.pk, _targets(search.thaw(row.target["filter"])))
             OperatorAction.objects.filter(pk=row.pk, cursor=row.cursor).update(matched=fixed)
         row.matched = fixed
@@ -100,7 +100,7 @@ def run(operation_id: int) -> dict[str, Any]:
         ids = _next_batch(row.pk, cursor)
         if not ids:
             break
-        with transaction.atomic():
+        with database.atomic():
             result = action.run(ids, row.user, **options)
             reasons = dict(row.skipped_reasons)
             for why, n in operations.skip_reasons(action, result).items():
@@ -115,13 +115,13 @@ def run(operation_id: int) -> dict[str, Any]:
             if not moved:
                 # Settled meanwhile, or another attempt moved on: this batch's changes
                 # would be counted nowhere, so they are undone with it.
-                transaction.set_rollback(True)
+                database.set_rollback(True)
         if not moved:
             row.refresh_from_db()
             return _counts(row)
         cursor = str(ids[-1])
         row.skipped_reasons = reasons
-    with transaction.atomic():
+    with database.atomic():
         if OperatorAction.objects.filter(pk=row.pk, status=RUNNING).update(
                 status=OperationStatus.DONE, finished_at=timezone.now()):
             OperationTarget.objects.filter(operation_id=row.pk).delete()  # served its purpose

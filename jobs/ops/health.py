@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db import connection
 from django.db.models import Min
 from django.utils import timezone
 
 from jobs import conf
 from jobs.core import queues
+from jobs.database import connection
 from jobs.models import RUNNABLE_STATUSES, Cluster, DeadLetter, Job
 
 

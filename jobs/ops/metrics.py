@@ -21,7 +21,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import connection, transaction
 from django.db.models import Count, Min, Sum
 from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -29,8 +28,9 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from jobs import signals
+from jobs import database, signals
 from jobs.core import clusters
+from jobs.database import connection
 from jobs.models import Attempt, DeadLetter, Job, JobStatus
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.RUNNING)
@@ -51,7 +51,7 @@ QUEUE_WAIT = Histogram("jobs_queue_wait_seconds",
 
 def _enqueued(job: Job, **_: Any) -> None:
     task = job.task_name
-    transaction.on_commit(lambda: ENQUEUED.labels(task).inc())
+    database.on_commit(lambda: ENQUEUED.labels(task).inc())
 
 
 def _started(job: Job, attempt: Attempt, **_: Any) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 
+from jobs import database
 from jobs.core import transitions
 from jobs.core.serialization import stored_json
 from jobs.core.transitions import BulkResult
@@ -206,7 +206,7 @@ def save_step_limits(user: Any, step: Step, proposed: Any) -> dict[str, Any]:
     if not can_edit_limits(user):
         raise PermissionDenied(f"{user} may not edit step limits (jobs.resume_job)")
     limits = validate_limits(step.limits or {}, proposed)
-    with transaction.atomic():
+    with database.atomic():
         Step.objects.filter(pk=step.pk).update(limits=limits)
         audit.record("edit_limits", user, {"step": step.name, "job": str(step.job_id)},
                      done=1, note=json.dumps(limits, sort_keys=True)[:2000])
@@ -225,7 +225,7 @@ def run_schedule_now(user: Any, schedule: Schedule) -> Job:
     """Enqueue one run of `schedule` now, for `user`; PermissionDenied without the right."""
     if not can_run_schedules(user):
         raise PermissionDenied(f"{user} may not run schedules (jobs.change_schedule)")
-    with transaction.atomic():
+    with database.atomic():
         job = firing.run_now(schedule)
         audit.record("run_schedule", user, {"schedule": schedule.name, "job": str(job.pk)},
                      done=1)

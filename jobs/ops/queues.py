@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from jobs import database
 from jobs.core import queues
 from jobs.models import Job, JobStatus, QueuePause
 from jobs.ops import audit, stats
@@ -75,7 +75,7 @@ def pause(user: Any, queue: str) -> bool:
     """Pause `queue` for `user` (jobs.pause_queue) and log it; False if already paused."""
     if not can_pause(user):
         raise PermissionDenied(f"{user} may not pause queues ({PERMISSION})")
-    with transaction.atomic():
+    with database.atomic():
         changed = queues.pause(queue, by=user)
         if changed:
             audit.record("pause_queue", user, {"queue": queue}, done=1)
@@ -86,7 +86,7 @@ def resume(user: Any, queue: str) -> bool:
     """Resume `queue` for `user` and log it; False if it was not paused."""
     if not can_pause(user):
         raise PermissionDenied(f"{user} may not resume queues ({PERMISSION})")
-    with transaction.atomic():
+    with database.atomic():
         changed = queues.resume(queue)
         if changed:
             audit.record("resume_queue", user, {"queue": queue}, done=1)

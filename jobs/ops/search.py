@@ -18,12 +18,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from jobs.core import serialization
+from jobs.database import connection
 from jobs.exceptions import InvalidJobOption, UnstorableValue
 from jobs.models import DeadLetter, Job, JobStatus
 from jobs.ops.presentation import id_search

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import (
     Aggregate,
     Count,
@@ -29,6 +28,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from jobs.database import connection
 from jobs.models import Job, JobStatus
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}

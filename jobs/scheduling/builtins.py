@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import mail_admins
-from django.db import transaction
 from django.utils import timezone
 
-from jobs import conf
+from jobs import conf, database
 from jobs.core.effects import once
 from jobs.models import DeadLetter, Job, JobStatus, OperationKey, Schedule
 from jobs.scheduling.firing import create_schedule
@@ -84,7 +83,7 @@ def purge_finished(days: int | None = None, now: datetime | None = None,
         pks = list(old.values_list("pk", flat=True)[:batch_size])
         if not pks:
             return deleted
-        with transaction.atomic():
+        with database.atomic():
             OperationKey.objects.filter(job_id__in=pks).delete()
             # Status again: a job requeued since the select stays.
             _, per_model = Job.objects.filter(pk__in=pks, status__in=terminal).delete()

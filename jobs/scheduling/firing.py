@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
+from jobs import database
 from jobs.core.clock import database_now, read_database_now
 from jobs.core.enqueue import enqueue, validate_task_call
 from jobs.exceptions import JobsError
@@ -180,7 +180,7 @@ def fire(schedule: Schedule, now: datetime) -> Outcome:
     """Claim the due time read in `schedule.next_run_at` and act on it, in one transaction."""
     due_at = schedule.next_run_at
     fire_at, following = plan_fire(schedule.cron, schedule.time_zone, due_at, now)
-    with transaction.atomic():
+    with database.atomic():
         claimed = Schedule.objects.filter(
             pk=schedule.pk, enabled=True, next_run_at=due_at
         ).update(next_run_at=following)
@@ -207,7 +207,7 @@ def run_now(schedule: Schedule, now: datetime | None = None) -> Job:
     """
     now = now or timezone.now()
     key = f"schedule:{schedule.pk}:now:{now.astimezone(UTC).isoformat()}"
-    with transaction.atomic():
+    with database.atomic():
         outcome = _enqueue(schedule, key, now)
     if outcome is Outcome.FAILED:
         raise JobsError(f"schedule {schedule.name} could not enqueue: {schedule.last_error}")
@@ -225,7 +225,7 @@ def has_unfinished_job(schedule: Schedule) -> bool:
 def _enqueue(schedule: Schedule, key: str, now: datetime) -> Outcome:
     jitter = schedule.jitter_seconds
     try:
-        with transaction.atomic():
+        with database.atomic():
             job = enqueue(
                 schedule.task_name, *schedule.args, idempotency_key=key,
                 run_after=timedelta(seconds=random.uniform(0, jitter)) if jitter else None,

@@ -16,18 +16,19 @@ from time import sleep
 from uuid import UUID
 
 from django.db import Error as DatabaseErrors
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers import Broker
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
-from jobs import conf
+from jobs import conf, database
 from jobs.conf import TIMEOUT_GRACE_SECONDS
 from jobs.core import clusters, statements, transitions
 from jobs.core.clock import DatabaseNow
 from jobs.core.registry import get_task
+from jobs.database import connection
 from jobs.exceptions import UnknownTaskError
 from jobs.models import Job, JobStatus, QueuePause
 from jobs.models.job import DUE_INDEX
@@ -123,7 +124,7 @@ def reservation(queues: list[str], limit: int, seconds: float | None) -> tuple[s
     # commit need not wait for the WAL flush: lost in a server crash, it changes nothing.
     asynchronous = (
         " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous"
-        if connection.vendor == "postgresql" and transaction.get_autocommit() else ""
+        if connection.vendor == "postgresql" and database.get_autocommit() else ""
     )
     # Each candidate set is read (and locked) straight off its partial index, and
     # only the chosen rows are looked up again, by primary key. An earlier form
@@ -266,7 +267,7 @@ class JobTableBroker(Broker):
         if self.run_maintenance:
             maintenance.ensure_started()
         try:
-            if transaction.get_autocommit():
+            if database.get_autocommit():
                 # Drop a connection the database closed (restart, failover) before use;
                 # one that answered moments ago is trusted (a failure lands below).
                 close_old_connections()

@@ -16,7 +16,10 @@ from contextlib import contextmanager
 from time import monotonic
 from typing import Any, TypeVar
 
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError
+
+from jobs import database
+from jobs.database import connection
 
 logger = logging.getLogger("jobs.worker")
 
@@ -55,7 +58,7 @@ def retry_on_new_connection(statement: Callable[[], T]) -> T:
     try:
         result = statement()
     except ConnectionErrors:
-        if not transaction.get_autocommit():
+        if not database.get_autocommit():
             raise
         logger.warning("the database connection was dead; reconnecting")
         connection.close()
@@ -101,11 +104,11 @@ class TaskTransaction:
 
 @contextmanager
 def task_transaction() -> Iterator[TaskTransaction]:
-    """transaction.atomic() for an atomic task, begun with its first statement."""
+    """database.atomic() for an atomic task, begun with its first statement."""
     state = TaskTransaction()
     if connection.vendor == "sqlite":
-        with connection.execute_wrapper(state), transaction.atomic():
+        with connection.execute_wrapper(state), database.atomic():
             yield state
     else:
-        with transaction.atomic():
+        with database.atomic():
             yield state

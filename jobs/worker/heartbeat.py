@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass, field
 
 from django.db import Error as DatabaseError
-from django.db import connection
 
 from jobs import conf
 from jobs.core import transitions
 from jobs.core.transitions import Claimed
+from jobs.database import connection
 
 logger = logging.getLogger("jobs.heartbeat")
 

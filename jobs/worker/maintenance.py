@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 
 from jobs import conf
 from jobs.core import sqlite
+from jobs.database import connection
 from jobs.scheduling.firing import fire_due
 from jobs.worker.reaper import sweep
 

@@ -20,16 +20,16 @@ from typing import Any, NamedTuple, TypeVar
 from uuid import UUID, uuid4
 
 from django.db import Error as DatabaseError
-from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import conf, signals
+from jobs import conf, database, signals
 from jobs.core import clusters, retry, tracing, transitions
 from jobs.core.context import AttemptLost, JobCancelled, JobContext, running
 from jobs.core.registry import Task, get_task
 from jobs.core.retry import Backoff
 from jobs.core.serialization import stored_json
 from jobs.core.transitions import Claimed, ErrorInfo
+from jobs.database import connection
 from jobs.exceptions import LostOwnership, PermanentError, UnknownTaskError
 from jobs.models import AttemptStatus, Job, JobStatus
 from jobs.worker import connections, heartbeat
@@ -238,7 +238,7 @@ def _write_outcome(write: Callable[[], T], already: Callable[[], bool] | None = 
         try:
             written = write()
         except connections.ConnectionErrors:
-            if not transaction.get_autocommit():
+            if not database.get_autocommit():
                 raise
             left = _lease_left()
             if left < delay:

@@ -32,11 +32,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
-from django.db import connection
 
 from jobs import conf
 from jobs.core import statements
 from jobs.core.queues import CHANNEL
+from jobs.database import connection
 
 logger = logging.getLogger("jobs.wakeup")
 

@@ -88,6 +88,8 @@ def test_a_task_timeout_longer_than_django_q2s_is_caught(settings):
 def test_a_database_other_than_postgresql_or_sqlite_is_refused_by_name(settings, engine, vendor):
     settings.DATABASES = {**settings.DATABASES,
                           "legacy": {"ENGINE": engine, "NAME": "jobs", "HOST": "nowhere"}}
+    assert check_database_vendor() == []  # not the engine's: the project's own business
+    settings.JOBS = {**settings.JOBS, "DATABASE": "legacy"}
     errors = check_database_vendor()
     assert ids(errors) == ["jobs.E012"]
     assert f"DATABASES['legacy'] is {vendor}" in errors[0].msg
@@ -102,4 +104,22 @@ def test_a_database_other_than_postgresql_or_sqlite_is_refused_by_name(settings,
                                     "django.contrib.gis.db.backends.spatialite"])
 def test_postgresql_and_sqlite_pass_whatever_their_engine_is_called(settings, engine):
     settings.DATABASES = {**settings.DATABASES, "other": {"ENGINE": engine, "NAME": "jobs"}}
+    settings.JOBS = {**settings.JOBS, "DATABASE": "other"}
     assert check_database_vendor() == []
+
+
+@pytest.mark.parametrize("alias", ["jobs", "", "Default"])
+def test_a_database_alias_that_databases_lacks_stops_check_naming_it(settings, alias):
+    settings.JOBS = {**settings.JOBS, "DATABASE": alias}
+    errors = check_jobs_settings()
+    assert ids(errors) == ["jobs.E013"]
+    assert f"JOBS['DATABASE'] (env JOBS_DATABASE) is {alias!r}" in errors[0].msg
+    assert "'default'" in errors[0].msg  # the aliases there are
+    assert check_database_vendor() == []  # said once, by E013
+    with pytest.raises(SystemCheckError, match="jobs.E013"):
+        call_command("check")
+
+
+def test_another_alias_of_databases_passes(settings):
+    settings.JOBS = {**settings.JOBS, "DATABASE": "jobsdb"}
+    assert check_jobs_settings() == [] and check_database_vendor() == []

@@ -59,3 +59,9 @@ def test_q_bulk_and_q_recycle_come_from_the_environment_as_integers():
     assert (q["bulk"], q["recycle"]) == (8, 20000)
     # Unset, the reservation size is the database's (jobs.worker.broker.reservation_size).
     assert conf.q_cluster_from_env(env_of())["bulk"] is None
+
+
+def test_jobs_database_names_the_engines_alias_and_django_q2s_orm_follows_it():
+    assert conf.from_env(env_of(JOBS_DATABASE="jobs")) == {"DATABASE": "jobs"}
+    assert conf.q_cluster_from_env(env_of(JOBS_DATABASE="jobs"))["orm"] == "jobs"
+    assert conf.q_cluster_from_env(env_of())["orm"] == "default"

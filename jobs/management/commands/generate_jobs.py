@@ -28,9 +28,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, transaction
 from django.utils import timezone
 
+from jobs import database
+from jobs.database import connection
 from jobs.models import Attempt, DeadLetter, Job, Step
 
 # (status, cumulative share)
@@ -153,7 +154,7 @@ class Command(BaseCommand):
                 step_rows += steps
                 if letter:
                     letter_rows.append(letter)
-            with transaction.atomic():
+            with database.atomic():
                 Job.objects.bulk_create(job_rows)
                 Attempt.objects.bulk_create(attempt_rows)
                 DeadLetter.objects.bulk_create(letter_rows)

@@ -30,13 +30,13 @@ import time
 import psutil
 from django.core.management.base import BaseCommand, CommandError
 from django.db import Error as DatabaseError
-from django.db import connection
 from django_q.cluster import Cluster
 from django_q.conf import Conf
 
 from jobs import conf
 from jobs.core.clusters import Registration
 from jobs.core.registry import check_queue
+from jobs.database import connection
 from jobs.exceptions import InvalidJobOption
 from jobs.worker.broker import JobTableBroker
 from jobs.worker.runner import DRAIN_SIGNAL, INTERRUPT_SIGNAL
