@@ -13,19 +13,30 @@ from datetime import timedelta
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from jobs import enqueue
 from jobs.core import transitions
-from jobs.models import Attempt, Job, JobStatus, OperationKey, OperatorAction, Schedule, Step
+from jobs.models import (
+    Attempt,
+    Cluster,
+    Job,
+    JobStatus,
+    OperationKey,
+    OperatorAction,
+    Schedule,
+    Step,
+)
 from jobs.ops import bulk, operations
 from jobs.ops.presentation import short_id
 from jobs.scheduling.firing import create_schedule, fire_due
 from jobs.worker import reaper
 from jobs.worker.broker import JobTableBroker
 from jobs.worker.runner import run_job
+from tests.cluster import wait_for
 from tests.testapp.models import Effect
 
 pytestmark = [pytest.mark.postgres_only,
@@ -172,3 +183,39 @@ def test_a_database_of_its_own_holds_every_engine_row(settings):
     assert client.get(reverse("admin:jobs_job_change", args=[job.pk])).status_code == 200
     on_default = {label: n for label, n in rows(PRIMARY).items() if label.startswith("jobs.") and n}
     assert on_default == {}
+
+
+def listening_on(alias: str) -> bool:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                       " AND query LIKE 'LISTEN %%'", [connections[alias].settings_dict["NAME"]])
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, databases=["default", "jobsdb"])
+def test_a_cluster_listens_renews_and_reaps_on_the_engines_own_database(settings,
+                                                                         cluster_factory):
+    """A real cluster with JOBS_DATABASE=jobsdb (tests.settings names the same test
+    database in both processes): its pusher LISTENs there (woken at once, though its
+    fallback poll is 30 s), its heartbeat renews a 1.5 s lease there for a 4 s job
+    (one attempt), its reaper retries a job whose worker is gone there, and its
+    registry row is there."""
+    settings.JOBS = {**settings.JOBS, "DATABASE": "jobsdb"}
+    cluster = cluster_factory(name="default", workers=1, env={
+        "JOBS_DATABASE": "jobsdb", "JOBS_LEASE_SECONDS": "1.5",
+        "JOBS_REAPER_INTERVAL_SECONDS": "0.5", "JOBS_LISTEN_FALLBACK_SECONDS": "30"})
+    assert wait_for(lambda: listening_on("jobsdb"), timeout=30)
+    job = enqueue("tests.sleep", 4)
+    lost = enqueue("tests.add", 1, 2, queue="elsewhere")
+    transitions.claim(lost.pk, worker_host="gone", worker_pid=1, lease_seconds=1)
+    assert wait_for(lambda: Job.objects.get(pk=job.pk).status == S.SUCCEEDED, timeout=20)
+    assert wait_for(lambda: Job.objects.get(pk=lost.pk).status == S.RETRYING, timeout=10)
+    assert Attempt.objects.get(job_id=lost.pk).status == "lost"
+    ran = Job.objects.get(pk=job.pk)
+    assert ran.started_at - ran.created_at < timedelta(seconds=5)  # woken, not polled
+    assert ran.attempt_count == 1 and ran.heartbeat_at is not None
+    assert Cluster.objects.using("jobsdb").exists()
+    on_default = {label: n for label, n in rows(PRIMARY).items() if label.startswith("jobs.") and n}
+    assert on_default == {}
+    cluster.kill()  # its pusher sits in a 30 s wait, which a SIGTERM would wait out
