@@ -110,18 +110,24 @@ class PgBouncer:
         except psycopg.OperationalError:
             return False
 
-    def admin(self, command: str, user: str | None = None) -> list[dict[str, Any]]:
-        """One admin console command (`SHOW POOLS`, ...), its rows as dicts.
+    def admin_connection(self, user: str | None = None) -> psycopg.Connection:
+        """A connection to the admin console (database `pgbouncer`), for one of admin_users.
 
         The console speaks only the simple query protocol: a ClientCursor sends it.
         """
         url = self.url("pgbouncer", user).replace("postgres://", "postgresql://", 1)
-        with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
-            cur = conn.execute(command)
-            if cur.description is None:
-                return []
-            names = [c.name for c in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor)
+
+    def admin(self, command: str, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        """One admin console command (`SHOW POOLS`, `KILL db`, ...), its rows as dicts."""
+        if conn is None:
+            with self.admin_connection() as conn:
+                return self.admin(command, conn)
+        cur = conn.execute(command)
+        if cur.description is None:
+            return []
+        names = [c.name for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def log(self) -> str:
         path = self.dir / "pgbouncer.log"
