@@ -20,8 +20,11 @@ Figures are the median and min–max over the repetitions. Then, untimed, one
 more drain per system with `log_statement = all` set for the workers' role only
 (bench_worker, on that system's database), counting the statements the server
 logged per job. Then the physical reference: pgbench claiming with `FOR UPDATE
-SKIP LOCKED` and marking done, one job and 50 jobs per claim. Last, the systems
-that run on SQLite (ours, django-tasks-db, django-q2), each on its own file.
+SKIP LOCKED` and marking done, one job and 50 jobs per claim. Then the drains
+through PgBouncer in transaction pooling mode, of every database-backed system
+and of ours with 1, 2 and 4 clusters, with the connections each held
+(bench/peers/pooled.py; --no-pgbouncer skips them). Last, the systems that run
+on SQLite (ours, django-tasks-db, django-q2), each on its own file.
 Results: bench/results/peers.json.
 """
 
@@ -32,7 +35,6 @@ import json
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -43,11 +45,19 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_core import child_result, percentile, stop_cluster, wait_drained  # noqa: E402
+from bench.peers import pooled  # noqa: E402
+from bench.peers.common import (  # noqa: E402
+    RESULTS,
+    SERVER,
+    WORKER_ROLE,
+    db_name,
+    fmt,
+    say,
+    spread,
+    summary,
+)
 from bench.peers.systems import BY_NAME, PEERS_PY, SYSTEMS, WORKERS, System  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
-SERVER = "postgres://postgres@127.0.0.1:5432"
-WORKER_ROLE = "bench_worker"
 PG_LOG = Path(os.environ.get("BENCH_PG_LOG", "/var/log/postgresql/postgresql-15-main.log"))
 PGBENCH = os.environ.get("PGBENCH", "/usr/lib/postgresql/15/bin/pgbench")
 RESULT_PREFIX = "PEERS_RESULT "
@@ -68,23 +78,20 @@ SQLITE_ENQUEUE_P99_GOAL_MS = 3.0
 # --------------------------------------------------------------------------------------
 
 
-def db_name(system: System) -> str:
-    return f"bench_peer_{system.db_slug}"
-
-
 def database_url(system: System, db: str, role: str = "postgres") -> str:
     if db == "sqlite":
         return f"sqlite:///{RESULTS / f'peers-{system.db_slug}.sqlite3'}"
     return f"postgres://{role}@127.0.0.1:5432/{db_name(system)}"
 
 
-def child_env(system: System, db: str) -> dict[str, str]:
+def child_env(system: System, db: str, worker_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "SQLITE_TEST_NAME", "DJANGO_SETTINGS_MODULE")}
     return {**env, **system.env(), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
             "DATABASE_URL": database_url(system, db),
             # The workers connect as their own role: its statements are the ones counted.
-            "WORKER_DATABASE_URL": database_url(system, db, WORKER_ROLE)}
+            # Through PgBouncer (bench/peers/pooled.py) only the workers' URL is the pooler.
+            "WORKER_DATABASE_URL": worker_url or database_url(system, db, WORKER_ROLE)}
 
 
 def admin_sql(*statements: str, database: str = "postgres") -> None:
@@ -107,14 +114,12 @@ def prepare(system: System, db: str) -> None:
                    env=child_env(system, db), check=True)
 
 
-def run_child(system: System, db: str, phase: str, **params: Any) -> dict[str, Any]:
+def run_child(system: System, db: str, phase: str, worker_url: str | None = None,
+              **params: Any) -> dict[str, Any]:
     cmd = [str(system.python), str(Path(__file__).resolve()), "--child", phase,
            "--system", system.name, "--db", db, "--params", json.dumps(params)]
-    return child_result(cmd, child_env(system, db), f"{system.name}/{db}/{phase}", RESULT_PREFIX)
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    return child_result(cmd, child_env(system, db, worker_url), f"{system.name}/{db}/{phase}",
+                        RESULT_PREFIX)
 
 
 def measure(systems: list[System], db: str, cfg: dict[str, Any], reps: int,
@@ -193,13 +198,6 @@ def pgbench_reference(quick: bool) -> dict[str, float]:
     return out
 
 
-def summary(values: list[float | None]) -> dict[str, float] | None:
-    present = [v for v in values if v is not None]
-    if not present:
-        return None
-    return {"median": statistics.median(present), "min": min(present), "max": max(present)}
-
-
 METRICS = [  # key, heading, lower is better
     ("enqueue_p50_ms", "enqueue p50 ms", True),
     ("enqueue_p99_ms", "enqueue p99 ms", True),
@@ -207,12 +205,6 @@ METRICS = [  # key, heading, lower is better
     ("startup_s", "start-up s", True),
     ("idle_p50_ms", "idle e2e p50 ms", True),
 ]
-
-
-def fmt(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
 def report(db: str, runs: dict[str, list[dict[str, Any]]], statements: dict[str, Any]) -> dict:
@@ -229,11 +221,7 @@ def report(db: str, runs: dict[str, list[dict[str, Any]]], statements: dict[str,
         head += f"{'stmts/job':>11}"
     print(head)
     for name, row in table.items():
-        cells = []
-        for key, _, _ in METRICS:
-            s = row[key]
-            cells.append("-" if s is None
-                         else f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})")
+        cells = [spread(row[key]) for key, _, _ in METRICS]
         line = f"{name:<16}" + "".join(f"{c:>26}" for c in cells)
         if statements:
             line += f"{fmt(statements.get(name, {}).get('per_job')):>11}"
@@ -309,6 +297,11 @@ def orchestrate(args: argparse.Namespace) -> int:
     out["postgres_runs"] = measure(systems, "postgres", cfg, args.reps, jobs)
     out["statements"] = {} if args.no_count else count_statements(systems, cfg["count_n"])
     out["pgbench"] = None if args.no_pgbench else pgbench_reference(args.quick)
+    if not args.no_pgbouncer:
+        out["pgbouncer_runs"] = pooled.measure(
+            systems, args.reps, args.pool_size,
+            lambda system, url, clusters: run_child(system, "postgres", "drain", worker_url=url,
+                                                    n=jobs, idle_n=0, clusters=clusters))
     sqlite_table = None
     if not args.no_sqlite:
         lite = [s for s in systems if s.sqlite]
@@ -329,11 +322,17 @@ def orchestrate(args: argparse.Namespace) -> int:
               f"{ref['claim_50_jobs_s']:.0f} jobs/s fifty per claim"
               + (f"; ours is {ours['median'] / ref['claim_1_jobs_s']:.0%} of the first"
                  if ours else ""))
+    if not args.no_pgbouncer:
+        out["pgbouncer"] = pooled.report(out["pgbouncer_runs"], out["postgres"], jobs)
     if not args.no_sqlite:
         sqlite_table = report(f"SQLite ({cfg['sqlite_jobs']} jobs)", out["sqlite_runs"], {})
         out["sqlite"] = sqlite_table
     print("\nGoals (issue 13):")
     for line in verdicts(out["postgres"], out["statements"], sqlite_table):
+        print(f"  {line}")
+    print("Goals (issue 22):")
+    out["goals_issue_22"] = pooled.verdicts(out["postgres"], out.get("pgbouncer"))
+    for line in out["goals_issue_22"]:
         print(f"  {line}")
     out["elapsed_s"] = round(time.monotonic() - started, 1)
     print(f"\n(total {out['elapsed_s']} s)")
@@ -349,10 +348,10 @@ def orchestrate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def start_workers(system: System) -> list[tuple[subprocess.Popen, Any]]:
+def start_workers(system: System, clusters: int) -> list[tuple[subprocess.Popen, Any]]:
     env = {**os.environ, "DATABASE_URL": os.environ["WORKER_DATABASE_URL"]}
     procs = []
-    for i, cmd in enumerate(system.worker_commands()):
+    for i, cmd in enumerate(system.worker_commands(clusters)):
         log = open(RESULTS / f"peers-{system.db_slug}-{i}.log", "wb")  # noqa: SIM115
         procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True), log))
@@ -377,7 +376,7 @@ def phase_enqueue(system: System, n: int) -> dict[str, Any]:
 
 
 def phase_drain(system: System, n: int, idle_n: int, count_log: str | None = None,
-                count_marker: str = "") -> dict[str, Any]:
+                count_marker: str = "", clusters: int = 1) -> dict[str, Any]:
     from django.db import connection, transaction
 
     system.reset()
@@ -387,7 +386,7 @@ def phase_drain(system: System, n: int, idle_n: int, count_log: str | None = Non
             put()
     log_start = os.path.getsize(count_log) if count_log else 0
     connection.close()
-    workers = start_workers(system)
+    workers = start_workers(system, clusters)
     t0 = time.monotonic()
     try:
         done, first_t, first_done, t_end = wait_drained(
@@ -471,6 +470,10 @@ def main() -> int:
     parser.add_argument("--no-count", action="store_true", help="skip counting statements")
     parser.add_argument("--no-pgbench", action="store_true", help="skip the pgbench reference")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
+    parser.add_argument("--no-pgbouncer", action="store_true",
+                        help="skip the drains through PgBouncer (bench/peers/pooled.py)")
+    parser.add_argument("--pool-size", type=int, default=4,
+                        help="PgBouncer's default_pool_size (default 4)")
     parser.add_argument("--child", choices=["enqueue", "drain"], help=argparse.SUPPRESS)
     parser.add_argument("--system", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)

@@ -49,8 +49,13 @@ class System:
             return [str(self.python), str(ROOT / "manage.py")]
         return [str(self.python), "-m", "django"]
 
-    def worker_commands(self) -> list[list[str]]:
-        """The worker processes, WORKERS jobs at a time in all."""
+    def worker_commands(self, clusters: int = 1) -> list[list[str]]:
+        """The worker processes, WORKERS jobs at a time in all (per cluster, for ours)."""
+        if self.ours and clusters > 1:  # as bench/bench_scale.py: one queue, named clusters
+            return [[*self.manage(), "qcluster", "--name", f"bench-{i}", "--queues", "default"]
+                    for i in range(clusters)]
+        if clusters != 1:
+            raise ValueError(f"{self.name} runs as one set of workers, not {clusters} clusters")
         if self.name in ("ours", "django-q2"):
             return [[*self.manage(), "qcluster"]]
         if self.name == "django-tasks-db":
