@@ -1,11 +1,11 @@
 """Tasks written the way Django's task docs show, run by jobs.backends.JobsBackend.
 
-On Django 6 the import is `from django.tasks import task`; on 5.2 the backport's.
+On Django 6 the import is `from django.tasks import task`; on 5.2 the backport's
+(`from django_tasks import task`): tests.framework picks the one Django has.
 """
 
-from django_tasks import task
-
 from jobs import Backoff
+from tests.framework import task
 
 FAST = Backoff(base=0.2, factor=1.0, cap=0.2)
 

@@ -2,14 +2,21 @@
 decoration time, the signals, and what get_result refuses."""
 
 import pytest
-from django_tasks import TaskResultStatus, default_task_backend, task
-from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
-from django_tasks.signals import task_enqueued, task_finished, task_started
 
 from jobs import signals
 from jobs.exceptions import InvalidJobArguments
 from jobs.models import Job, JobStatus
 from jobs.worker.runner import run_job
+from tests.framework import InvalidTask as InvalidTaskError
+from tests.framework import (
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    default_task_backend,
+    task,
+    task_enqueued,
+    task_finished,
+    task_started,
+)
 from tests.testapp.standard_tasks import always_fails, flaky, multiply
 
 pytestmark = pytest.mark.django_db(transaction=True)
