@@ -34,3 +34,21 @@ def nap(seconds: float) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+@task(takes_context=True)
+def as_enqueued(context) -> dict:
+    """What the running task's context says of the task: what .using() set."""
+    t = context.task_result.task
+    return {"priority": t.priority, "queue_name": t.queue_name,
+            "run_after": t.run_after.isoformat() if t.run_after else None}
+
+
+@task()
+def keywords(**kwargs) -> dict:
+    return kwargs
+
+
+@task(max_attempts=1)
+def returns_a_function():
+    return len
