@@ -2,22 +2,31 @@
 
     TASKS = {"default": {"BACKEND": "jobs.backends.JobsBackend", "QUEUES": ["default"]}}
 
-Code written against `django.tasks` (Django 6.0) or its backport `django_tasks`
-(Django 5.2, `pip install truthful-jobs[tasks]`) gets what `@jobs.task` gets:
-every attempt recorded, leases and the reaper, retries with backoff, dead
-letters, idempotent scheduling, the admin and the dashboard. Our per-task
-options ride on Django's decorator, which hands unknown keyword arguments to
-the backend's task class:
+Code written against `django.tasks` (Django 6.0 and 6.1) or its backport
+`django_tasks` (Django 5.2, `pip install truthful-jobs[tasks]`) gets what
+`@jobs.task` gets: every attempt recorded, leases and the reaper, retries with
+backoff, dead letters, idempotent scheduling, the admin and the dashboard. Our
+per-task options ride on Django's decorator, which hands unknown keyword
+arguments to the backend's task class (the backport and Django 6.1; Django 6.0's
+decorator takes none):
 
     @task(queue_name="reports", max_attempts=5, timeout=120, atomic=False)
     def build(report_id: int) -> dict: ...
 
 A task is registered with this package's registry when Django creates it (at
 import, so a worker that imports the module can run it), under its module
-path. Statuses map as: queued, retrying -> READY; running -> RUNNING;
-succeeded -> SUCCESSFUL; dead, cancelled -> FAILED. `task_started` is sent
-when an attempt starts, `task_finished` when the job reaches a final status
-(not after an attempt that will be retried).
+path. A job's options come from its task alone (the decorator, `.using()`): a
+keyword argument of the task named like one of `jobs.enqueue()`'s options is
+refused, never taken as the option. Statuses map as: queued, retrying -> READY;
+running -> RUNNING; succeeded -> SUCCESSFUL; dead, cancelled -> FAILED. A
+result's task is the task as enqueued (what `.using()` set), `started_at` its
+first attempt's start. `task_started` is sent when an attempt starts,
+`task_finished` when the job reaches a final status (not after an attempt that
+will be retried).
+
+tests/conformance/ runs the framework's own suites against this backend; what it
+does differently on purpose, and what it still gets wrong, is listed in
+tests/conformance/expectations.py.
 """
 
 from __future__ import annotations
