@@ -1,9 +1,10 @@
 """The suite's settings: the project's, plus the test-only app (models and tasks)."""
 
 import copy
+from importlib.util import find_spec
 
 from config.settings import *  # noqa: F403
-from config.settings import DATABASES, INSTALLED_APPS
+from config.settings import DATABASES, INSTALLED_APPS, TASKS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
@@ -22,3 +23,10 @@ def _another_database(suffix: str) -> dict:
 # through tests.routers.PrimaryReplicaRouter, and a database of the engine's own.
 DATABASES = {**DATABASES, "replica": _another_database("replica"),
              "jobsdb": _another_database("jobsdb")}
+
+# The framework's own ImmediateBackend beside ours, for what JobsBackend refuses on
+# purpose: the upstream suites' coroutine tasks (tests/conformance/tasks.py) are
+# declared on it, as no task can be declared on a backend that refuses it.
+_FRAMEWORK = "django.tasks" if find_spec("django.tasks") else "django_tasks"
+TASKS = {**TASKS, "immediate": {
+    "BACKEND": f"{_FRAMEWORK}.backends.immediate.ImmediateBackend", "QUEUES": []}}

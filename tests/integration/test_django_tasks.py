@@ -1,10 +1,10 @@
 """Django's standard task API, end to end through a real cluster, using only the
-public django_tasks API (a task module written as Django's docs show it)."""
+public API of Django's task framework (a task module written as Django's docs show it)."""
 
 import pytest
-from django_tasks import TaskResultStatus, default_task_backend
 
 from tests.cluster import wait_for
+from tests.framework import TaskResultStatus, default_task_backend
 from tests.testapp.standard_tasks import always_fails, flaky, multiply, nap
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

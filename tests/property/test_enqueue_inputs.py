@@ -27,8 +27,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
-from django_tasks import task as django_task
-from django_tasks.exceptions import InvalidTaskError
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -37,6 +35,8 @@ from jobs.core import registry
 from jobs.exceptions import InvalidJobArguments, InvalidJobOption, JobsError
 from jobs.models import Job
 from tests import strategies as hs
+from tests.framework import InvalidTask as InvalidTaskError
+from tests.framework import task as django_task
 from tests.strategies import same
 
 pytestmark = [pytest.mark.django_db, pytest.mark.property]

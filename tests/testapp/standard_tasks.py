@@ -1,11 +1,11 @@
 """Tasks written the way Django's task docs show, run by jobs.backends.JobsBackend.
 
-On Django 6 the import is `from django.tasks import task`; on 5.2 the backport's.
+On Django 6 the import is `from django.tasks import task`; on 5.2 the backport's
+(`from django_tasks import task`): tests.framework picks the one Django has.
 """
 
-from django_tasks import task
-
 from jobs import Backoff
+from tests.framework import task
 
 FAST = Backoff(base=0.2, factor=1.0, cap=0.2)
 
@@ -34,3 +34,21 @@ def nap(seconds: float) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+@task(takes_context=True)
+def as_enqueued(context) -> dict:
+    """What the running task's context says of the task: what .using() set."""
+    t = context.task_result.task
+    return {"priority": t.priority, "queue_name": t.queue_name,
+            "run_after": t.run_after.isoformat() if t.run_after else None}
+
+
+@task()
+def keywords(**kwargs) -> dict:
+    return kwargs
+
+
+@task(max_attempts=1)
+def returns_a_function():
+    return len

@@ -1,16 +1,36 @@
 """jobs.backends.JobsBackend in-process: enqueue through Django's API, validation at
 decoration time, the signals, and what get_result refuses."""
 
+import math
+import time
+from datetime import timedelta
+
 import pytest
-from django_tasks import TaskResultStatus, default_task_backend, task
-from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
-from django_tasks.signals import task_enqueued, task_finished, task_started
+from django.utils import timezone
 
 from jobs import signals
+from jobs.core.registry import ENQUEUE_OPTIONS
 from jobs.exceptions import InvalidJobArguments
 from jobs.models import Job, JobStatus
 from jobs.worker.runner import run_job
-from tests.testapp.standard_tasks import always_fails, flaky, multiply
+from tests.framework import InvalidTask as InvalidTaskError
+from tests.framework import (
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    default_task_backend,
+    task,
+    task_enqueued,
+    task_finished,
+    task_started,
+)
+from tests.testapp.standard_tasks import (
+    always_fails,
+    as_enqueued,
+    flaky,
+    keywords,
+    multiply,
+    returns_a_function,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,3 +112,72 @@ def test_get_result_of_a_job_of_a_jobs_task_is_not_a_django_result():
     job = enqueue("tests.add", 1, b=2)
     with pytest.raises(TaskResultDoesNotExist):
         default_task_backend.get_result(str(job.pk))
+
+
+def test_get_result_and_the_running_context_keep_what_using_set():
+    later = timezone.now() + timedelta(seconds=0.2)
+    result = as_enqueued.using(priority=7, queue_name="reports", run_after=later).enqueue()
+    fresh = default_task_backend.get_result(result.id)
+    assert fresh.task == result.task and fresh == result
+    assert (fresh.task.priority, fresh.task.queue_name, fresh.task.run_after) == (
+        7, "reports", later)
+    time.sleep(0.3)  # due
+    assert run_job(result.id) == JobStatus.SUCCEEDED
+    result.refresh()
+    assert result.return_value == {"priority": 7, "queue_name": "reports",
+                                   "run_after": later.isoformat()}
+
+
+def test_a_task_enqueued_without_run_after_reads_back_without_one():
+    result = multiply.enqueue(2, 3)
+    assert default_task_backend.get_result(result.id).task == multiply
+
+
+def test_started_at_is_the_first_attempts_start():
+    result = always_fails.enqueue("gone")
+    run_job(result.id)
+    Job.objects.filter(pk=result.id).update(run_after=timezone.now())
+    run_job(result.id)
+    result.refresh()
+    first, last = Job.objects.get(pk=result.id).attempts.order_by("number")
+    assert result.started_at == first.started_at < last.started_at == result.last_attempted_at
+
+
+@pytest.mark.parametrize("option", sorted(ENQUEUE_OPTIONS))
+def test_a_task_keyword_named_like_a_job_option_is_refused_not_taken(option):
+    with pytest.raises(InvalidJobArguments, match=option):
+        keywords.enqueue(**{option: 3})
+    assert not Job.objects.exists()
+    assert keywords.enqueue(other=3).kwargs == {"other": 3}
+
+
+def test_get_result_of_a_job_whose_task_path_imports_nothing_raises_import_error():
+    job = Job.objects.create(task_name="missing.func")
+    with pytest.raises(ImportError):
+        default_task_backend.get_result(str(job.pk))
+
+
+def test_an_unstorable_return_value_fails_as_the_frameworks_type_error():
+    result = returns_a_function.enqueue()
+    assert run_job(result.id) == JobStatus.DEAD
+    result.refresh()
+    (error,) = result.errors
+    assert error.exception_class is TypeError and "Unsupported type" in error.traceback
+
+
+@pytest.mark.parametrize("priority", [101, -101, 3.1, math.nan, "1"])
+def test_a_priority_is_refused_in_the_frameworks_words(priority):
+    with pytest.raises(InvalidTaskError, match="priority must be a whole number between -100"):
+        multiply.using(priority=priority)
+
+
+def test_run_after_as_a_delay_is_refused_with_a_clear_error():
+    with pytest.raises(InvalidTaskError, match="run_after must be a datetime or None"):
+        multiply.using(run_after=timedelta(seconds=5))
+
+
+def test_check_reports_the_jobs_app_missing(settings):
+    assert list(default_task_backend.check()) == []
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "jobs"]
+    (error,) = default_task_backend.check()
+    assert error.id == "jobs.E013" and "INSTALLED_APPS" in error.hint

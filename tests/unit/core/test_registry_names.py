@@ -7,8 +7,6 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from django_tasks import task as django_task
-from django_tasks.exceptions import InvalidTaskError
 
 from jobs.core import registry
 from jobs.core.enqueue import enqueue
@@ -23,6 +21,8 @@ from jobs.exceptions import (
 )
 from jobs.models import Job, JobStatus
 from tests.factories import JobFactory
+from tests.framework import InvalidTask as InvalidTaskError
+from tests.framework import task as django_task
 from tests.testapp.standard_tasks import multiply
 from tests.ui.dashboard.factories import superuser
 
