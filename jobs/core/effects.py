@@ -50,6 +50,9 @@ def once(key: str) -> bool:
             "use an atomic task (the default) or transaction.atomic()"
         )
     ctx = current_job()
+    if ctx is not None:
+        # A key taken by an attempt that lost its job would only keep the new owner waiting.
+        ctx.raise_if_lost()
     try:
         with _lock_wait_bounded(), transaction.atomic():
             OperationKey.objects.create(key=key, job_id=ctx.job_id if ctx else None)
