@@ -41,7 +41,9 @@ def once(key: str) -> bool:
 
     A key that could not be stored exactly (not a str, empty, over 255
     characters, a NUL or a lone surrogate in it) raises InvalidOperationKey
-    before any SQL; the caller's transaction stays usable.
+    before any SQL; the caller's transaction stays usable. In an attempt that
+    lost its job (reaped, or its lease lapsed unrenewed) it is a safe point:
+    AttemptLost, before any SQL.
     """
     _check_key(key)
     if transaction.get_autocommit():

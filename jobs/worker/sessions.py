@@ -17,18 +17,20 @@ The rest are backstops, for when no other cluster's reaper can act:
 - client side (libpq): TCP keepalives, `tcp_user_timeout` and `connect_timeout`
   derived from the lease, unless the project set them, so a worker notices a
   partition that drops packets within about a lease;
-- server side, set once per direct connection: the same keepalives and user
-  timeout, so the server ends a vanished worker's session by itself, and
-  `idle_in_transaction_session_timeout` at the longest task timeout plus the
-  grace after which django-q2 kills a worker anyway: never shorter than a live
-  task's transaction. Behind a pooler the server session is the pooler's, and
-  PgBouncer's own `idle_transaction_timeout` and keepalives bound it;
+- server side, set once per direct connection where no one else set a value:
+  the same keepalives and user timeout, so the server ends a vanished
+  worker's session by itself, and `idle_in_transaction_session_timeout` at
+  the longest task timeout plus the grace after which django-q2 kills a
+  worker anyway: never shorter than a live task's transaction. Behind a
+  pooler the server session is the pooler's, and PgBouncer's own
+  `idle_transaction_timeout` and keepalives bound it;
 - `Watchdog`: the heartbeat's statements get a deadline; past it the
   connection is cut, so a renewal sent into silence fails instead of waiting.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -117,16 +119,26 @@ def name_heartbeat_connection() -> None:
 
 # One statement per new connection of a worker, never per job. Set only when the client
 # reaches PostgreSQL itself (the pid it was told is the backend's: statements.pooled),
-# never onto a pooler's server connection that other clients share.
+# never onto a pooler's server connection that other clients share, and only where
+# nobody else chose a value (the server's file, the role, the database, the client).
 _SERVER_LIMITS_SQL = """
-SELECT CASE WHEN pg_backend_pid() = %(pid)s THEN
-    set_config('tcp_keepalives_idle', %(idle)s, false)
-    || set_config('tcp_keepalives_interval', %(interval)s, false)
-    || set_config('tcp_keepalives_count', %(count)s, false)
-    || set_config('tcp_user_timeout', %(user_timeout)s, false)
-    || set_config('idle_in_transaction_session_timeout', %(idle_in_transaction)s, false)
-END
+SELECT set_config(name, %(values)s::jsonb ->> name, false) FROM pg_settings
+WHERE name = ANY(%(names)s) AND source = 'default' AND pg_backend_pid() = %(pid)s
 """
+
+
+def server_limits(lease_seconds: float) -> dict[str, str]:
+    """The server-side limits of a worker's session: the client's keepalives and user
+    timeout, for the server's end of the connection, and an idle-in-transaction limit
+    no live task reaches (its own timeout stops it first, and django-q2 kills the
+    worker TIMEOUT_GRACE_SECONDS later)."""
+    client = client_limits(lease_seconds)
+    return {"tcp_keepalives_idle": str(client["keepalives_idle"]),
+            "tcp_keepalives_interval": str(client["keepalives_interval"]),
+            "tcp_keepalives_count": str(client["keepalives_count"]),
+            "tcp_user_timeout": str(client["tcp_user_timeout"]),
+            "idle_in_transaction_session_timeout":
+                str((longest_timeout() + TIMEOUT_GRACE_SECONDS) * 1000)}
 
 
 def on_connection_created(sender: Any, connection: Any, **_: Any) -> None:
@@ -134,16 +146,12 @@ def on_connection_created(sender: Any, connection: Any, **_: Any) -> None:
     if not _state.configured or connection.alias != DEFAULT_DB_ALIAS or (
             connection.vendor != "postgresql"):
         return
-    limits = client_limits(conf.get().lease_seconds)
-    params = {"pid": connection.connection.info.backend_pid,
-              "idle": str(limits["keepalives_idle"]),
-              "interval": str(limits["keepalives_interval"]),
-              "count": str(limits["keepalives_count"]),
-              "user_timeout": str(limits["tcp_user_timeout"]),
-              "idle_in_transaction": f"{(longest_timeout() + TIMEOUT_GRACE_SECONDS) * 1000}"}
+    values = server_limits(conf.get().lease_seconds)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(_SERVER_LIMITS_SQL, params)
+            cursor.execute(_SERVER_LIMITS_SQL, {
+                "values": json.dumps(values), "names": list(values),
+                "pid": connection.connection.info.backend_pid})
     except DatabaseError as exc:  # a backstop: the next statement meets the real trouble
         logger.warning("could not set the worker session's server-side limits: %s", exc)
 
@@ -259,9 +267,9 @@ def _cut(fd: int) -> None:
 
 
 def socket_of(wrapper: Any) -> int | None:
-    """The open connection's socket descriptor (psycopg 3), else None."""
+    """The open connection's socket descriptor (psycopg 3 or 2), else None (SQLite)."""
     raw = getattr(wrapper, "connection", None)
     try:
-        return raw.pgconn.socket if raw is not None and hasattr(raw, "pgconn") else None
-    except Exception:  # noqa: BLE001 - psycopg raises when the connection is closed
+        return raw.fileno() if raw is not None and wrapper.vendor == "postgresql" else None
+    except Exception:  # noqa: BLE001 - the driver raises when the connection is closed
         return None

@@ -59,24 +59,40 @@ def test_a_worker_names_its_sessions_and_the_projects_own_limits_win(on_postgres
     assert sessions._state.configured
 
 
-@pytest.mark.postgres_only
-def test_a_configured_workers_new_session_gets_the_server_side_limits(on_postgres, monkeypatch):
-    assert on_postgres
-    monkeypatch.setattr(sessions._state, "configured", True)
+def _new_session_shows(*names: str) -> dict[str, str]:
     fresh = connections.create_connection("default")
     try:
         with fresh.cursor() as cursor:
             values = {}
-            for name in ("tcp_keepalives_idle", "tcp_user_timeout",
-                         "idle_in_transaction_session_timeout"):
+            for name in names:
                 cursor.execute(f"SHOW {name}")
                 values[name] = cursor.fetchone()[0]
     finally:
         fresh.close()
+    return values
+
+
+@pytest.mark.postgres_only
+def test_a_configured_workers_new_session_gets_the_server_side_limits(on_postgres, monkeypatch):
+    assert on_postgres
+    monkeypatch.setattr(sessions._state, "configured", True)
+    values = _new_session_shows("tcp_keepalives_idle", "tcp_user_timeout",
+                                "idle_in_transaction_session_timeout")
     assert values["tcp_keepalives_idle"] == "10"
     assert values["tcp_user_timeout"] == "30000"  # ms
     # The longest task timeout plus the 10 s grace: longer than any live task's.
     assert values["idle_in_transaction_session_timeout"] == f"{longest_timeout() + 10}s"
+
+
+@pytest.mark.postgres_only
+def test_a_server_side_limit_someone_else_set_is_kept(on_postgres, monkeypatch):
+    assert on_postgres
+    monkeypatch.setattr(sessions._state, "configured", True)
+    monkeypatch.setitem(connections["default"].settings_dict, "OPTIONS",
+                        {"options": "-c idle_in_transaction_session_timeout=123s"})
+    values = _new_session_shows("idle_in_transaction_session_timeout", "tcp_keepalives_idle")
+    assert values == {"idle_in_transaction_session_timeout": "123s",
+                      "tcp_keepalives_idle": "10"}
 
 
 def _raw(name: str, **kwargs) -> psycopg.Connection:
