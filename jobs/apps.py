@@ -23,6 +23,7 @@ class JobsConfig(AppConfig):
         from jobs.models import Schedule
         from jobs.ops import bulk
         from jobs.scheduling.firing import validate_and_plan
+        from jobs.worker import sessions
         from jobs.worker.runner import on_worker_spawn
 
         # Log lines written while a job runs can say which job (%(job)s).
@@ -47,3 +48,6 @@ class JobsConfig(AppConfig):
         signals.job_finished.connect(bulk.on_job_finished, dispatch_uid="jobs-bulk-finished")
         # SQLite: no request waits for a WAL checkpoint; the clusters make them.
         connection_created.connect(sqlite.on_connection_created, dispatch_uid="jobs-sqlite")
+        # A worker's sessions get their server-side limits as they open (workers only).
+        connection_created.connect(sessions.on_connection_created,
+                                   dispatch_uid="jobs-worker-sessions")

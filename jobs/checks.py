@@ -20,7 +20,7 @@ from django.db.utils import load_backend
 from jobs import conf
 from jobs.conf import BROKER, DEFAULTS, ENV_PREFIX, TIMEOUT_GRACE_SECONDS
 from jobs.core.queues import QUEUE_NAME_RULE, check_name
-from jobs.core.registry import registered_tasks
+from jobs.core.registry import longest_timeout
 from jobs.exceptions import InvalidQueueName
 
 
@@ -98,9 +98,7 @@ def check_cluster_settings(app_configs: Any = None, **kwargs: Any) -> list[Error
                  f"Q_CLUSTER['broker_class'] = {BROKER!r}.",
             id="jobs.E001",
         ))
-    longest = max(
-        [js.default_timeout] + [t.timeout for t in registered_tasks().values() if t.timeout]
-    )
+    longest = longest_timeout()
     q_timeout = q.get("timeout")
     needed = longest + TIMEOUT_GRACE_SECONDS
     if q_timeout is not None and q_timeout < needed:

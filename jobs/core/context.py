@@ -83,10 +83,17 @@ class JobContext:
 
     def raise_if_cancelled(self) -> None:
         """Call at safe points in long tasks: stops here if the job was cancelled or lost."""
-        if self.lost_event.is_set():
-            raise AttemptLost(f"job {self.job_id} was taken from attempt {self.attempt_number}")
+        self.raise_if_lost()
         if self.cancel_event.is_set():
             raise JobCancelled(f"job {self.job_id} was cancelled by an operator")
+
+    def raise_if_lost(self) -> None:
+        """Stop here if this attempt lost the job (reaped, or its lease lapsed unrenewed):
+        what it would do next could be done again by the worker that took it over.
+        once() and progress() call it; a cancel is honoured only where the task asks."""
+        if self.lost_event.is_set():
+            raise AttemptLost(f"job {self.job_id}: attempt {self.attempt_number} lost the job "
+                              "(reaped, or its lease lapsed unrenewed)")
 
     def _runner(self) -> StepRunner:
         if self.steps is None:

@@ -42,7 +42,9 @@ def once(key: str) -> bool:
 
     A key that could not be stored exactly (not a str, empty, over 255
     characters, a NUL or a lone surrogate in it) raises InvalidOperationKey
-    before any SQL; the caller's transaction stays usable.
+    before any SQL; the caller's transaction stays usable. In an attempt that
+    lost its job (reaped, or its lease lapsed unrenewed) it is a safe point:
+    AttemptLost, before any SQL.
     """
     _check_key(key)
     if database.get_autocommit():
@@ -52,6 +54,9 @@ def once(key: str) -> bool:
             "(JOBS['DATABASE'], jobs.database.atomic())"
         )
     ctx = current_job()
+    if ctx is not None:
+        # A key taken by an attempt that lost its job would only keep the new owner waiting.
+        ctx.raise_if_lost()
     try:
         with _lock_wait_bounded(), database.atomic():
             OperationKey.objects.create(key=key, job_id=ctx.job_id if ctx else None)

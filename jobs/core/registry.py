@@ -186,6 +186,13 @@ def registered_tasks() -> dict[str, Task]:
     return dict(_registry)
 
 
+def longest_timeout() -> int:
+    """The longest any registered task may run (seconds): what django-q2's hard timeout
+    and a worker session's idle-in-transaction limit must exceed."""
+    return max([conf.get().default_timeout]
+               + [t.timeout for t in _registry.values() if t.timeout])
+
+
 def is_registered(t: Task) -> bool:
     """True if `t` is the very task registered under its name (not a stale copy)."""
     return _registry.get(t.name) is t

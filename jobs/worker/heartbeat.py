@@ -9,9 +9,16 @@ task rather than inside it, so a task need not cooperate to stay alive. It
 opens its own database connection at start and keeps it: when the server's
 connection slots are exhausted later, the worker that runs a job can still
 prove it is alive, instead of being reaped while it works. On the way it
-notices an operator's cancel request, and the loss of the job to the reaper
-(the renewal matched nothing): both reach the task through its context and
-end it at its next safe point.
+notices an operator's cancel request, and the loss of the job: to the reaper
+(the renewal matched nothing), or to silence (no renewal got through for a
+whole lease, so another worker may run the job now). Both reach the task
+through its context and end it at its next safe point.
+
+Every statement it sends has a deadline, a third of the lease
+(`sessions.Watchdog`): a renewal sent into a network that went silent is cut
+and tried again on a new connection (whose opening libpq bounds by
+`connect_timeout`), instead of waiting for the network to come back while the
+lease lapses unnoticed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from django.db import Error as DatabaseError
@@ -27,6 +35,7 @@ from jobs import conf
 from jobs.core import transitions
 from jobs.core.transitions import Claimed
 from jobs.database import connection
+from jobs.worker import sessions
 
 logger = logging.getLogger("jobs.heartbeat")
 
@@ -44,12 +53,13 @@ class Beat:
     lost: threading.Event
     next_at: float = field(default_factory=time.monotonic)
     renewed_at: float = field(default_factory=time.monotonic)
-    lapse_logged: bool = False
+    failing: bool = False  # a renewal failed since the last that got through
     # (step id, current, total, message) reported by the task, not yet written.
     progress: tuple[int, int, int | None, str] | None = None
 
     @property
     def interval(self) -> float:
+        """Between renewals, and the longest one statement of the heartbeat may take."""
         return max(self.lease_seconds / 3, 0.05)
 
 
@@ -62,6 +72,7 @@ class Heartbeat(threading.Thread):
         self._sleeping_until = 0.0  # when the thread wakes by itself
         self._stopping = False
         self.connected = threading.Event()
+        self.watchdog = sessions.Watchdog()
 
     def watch(self, beat: Beat) -> None:
         with self._lock:
@@ -91,6 +102,8 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         try:
+            self.watchdog.start()
+            sessions.name_heartbeat_connection()
             self._connect()
             while not self._stopping:
                 with self._lock:
@@ -113,6 +126,7 @@ class Heartbeat(threading.Thread):
                     continue
                 self._renew(beat)
         finally:
+            self.watchdog.stop()
             connection.close()
 
     def _connect(self) -> None:
@@ -135,31 +149,40 @@ class Heartbeat(threading.Thread):
         step's last one is written in its own transaction too (jobs.worker.steps)."""
         step_id, current, total, message = pending
         try:
-            transitions.step_progress(beat.claimed.attempt.number, step_id, current, total,
-                                      message)
+            with self._bounded(beat):
+                transitions.step_progress(beat.claimed.attempt.number, step_id, current,
+                                          total, message)
         except DatabaseError as exc:
             connection.close()
             logger.debug("could not write progress of job %s (%s)", beat.claimed.job.pk, exc)
 
+    def _bounded(self, beat: Beat) -> AbstractContextManager[sessions.Deadline]:
+        """Open the connection (libpq's connect_timeout bounds that), then give the
+        statement that follows a third of the lease."""
+        connection.ensure_connection()
+        return self.watchdog.deadline(beat.interval, sessions.socket_of(connection))
+
     def _renew(self, beat: Beat) -> None:
         now = time.monotonic()
+        deadline = None
         try:
-            owned, cancel = transitions.renew_lease(beat.claimed, lease_seconds=beat.lease_seconds)
+            with self._bounded(beat) as deadline:
+                owned, cancel = transitions.renew_lease(beat.claimed,
+                                                        lease_seconds=beat.lease_seconds)
         except DatabaseError as exc:
             connection.close()  # reopened by the next try
-            beat.next_at = now + min(RETRY_SECONDS, beat.interval)
-            if now - beat.renewed_at > beat.lease_seconds and not beat.lapse_logged:
-                beat.lapse_logged = True
-                logger.error(
-                    "job %s: the lease ran out %.1f s ago without a renewal (%s); the reaper "
-                    "may give the job to another worker, and then this attempt's outcome "
-                    "will be refused", beat.claimed.job.pk,
-                    now - beat.renewed_at - beat.lease_seconds, exc)
-            elif not beat.lapse_logged:
+            why = (f"no answer within {beat.interval:.1f} s, connection cut"
+                   if deadline is not None and deadline.cut else str(exc).strip())
+            beat.next_at = time.monotonic() + min(RETRY_SECONDS, beat.interval)
+            silent = time.monotonic() - beat.renewed_at
+            if silent > beat.lease_seconds:
+                self._lapsed(beat, silent, why)
+            elif not beat.failing:
+                beat.failing = True
                 logger.warning("heartbeat for job %s failed (%s); retrying", beat.claimed.job.pk,
-                               exc)
+                               why)
             return
-        beat.renewed_at, beat.next_at = now, now + beat.interval
+        beat.renewed_at, beat.next_at, beat.failing = now, now + beat.interval, False
         if not owned:
             logger.warning("job %s was taken from attempt %s; stopping it at its next safe point",
                            beat.claimed.job.pk, beat.claimed.attempt.number)
@@ -167,6 +190,18 @@ class Heartbeat(threading.Thread):
             self.unwatch(beat)
         elif cancel:
             beat.cancel.set()
+
+    def _lapsed(self, beat: Beat, silent: float, why: str) -> None:
+        """No renewal got through for longer than the lease: the reaper of any cluster may
+        have given the job to another worker, and this attempt cannot know. It stops at
+        its next safe point, and whatever it still writes is refused if the job was taken."""
+        logger.error(
+            "job %s attempt %s: no lease renewal for %.1f s, longer than its %g s lease "
+            "(last error: %s); another worker may run it now, so it stops at its next safe "
+            "point, and its outcome counts only if the job was not taken meanwhile",
+            beat.claimed.job.pk, beat.claimed.attempt.number, silent, beat.lease_seconds, why)
+        beat.lost.set()
+        self.unwatch(beat)
 
 
 _thread: Heartbeat | None = None

@@ -9,7 +9,10 @@ job whose worker keeps heartbeating is never touched.
 Every cluster runs `sweep` from its maintenance thread, and `manage.py
 reap_orphans` runs it by hand; several at once are safe, because each change
 is the guarded UPDATE in `jobs.core.transitions.fail`, which also requires the
-lease to still be expired at that moment.
+lease to still be expired at that moment. Once an attempt is settled as lost,
+the transactions its worker began before the lease lapsed are ended on the
+server (`jobs.worker.sessions`): a worker cut off mid-transaction cannot keep
+the re-run waiting on its locks.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from jobs.core.retry import Backoff
 from jobs.core.transitions import Claimed, ErrorInfo
 from jobs.exceptions import LostOwnership, UnknownTaskError
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus
+from jobs.worker import sessions
 
 logger = logging.getLogger("jobs.reaper")
 
@@ -103,4 +107,10 @@ def reap(job: Job, *, now: datetime | None = None) -> JobStatus | None:
     except LostOwnership:
         return None  # a late heartbeat, the worker itself, or another reaper won
     logger.warning("reaped job %s (%s): %s -> %s", job.pk, job.task_name, error.message, status)
+    # Settled: what the lost attempt still holds open (once() keys, rows) would only
+    # keep the re-run waiting, however long the worker stays cut off.
+    if ended := sessions.end_lapsed_transactions(attempt.worker_id, job.lease_expires_at):
+        logger.warning("ended %s open transaction(s) of worker %s, begun before its lease on "
+                       "job %s lapsed: their locks are released", ended,
+                       job.lease_owner or attempt.worker_id, job.pk)
     return status

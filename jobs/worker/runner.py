@@ -32,7 +32,7 @@ from jobs.core.transitions import Claimed, ErrorInfo
 from jobs.database import connection
 from jobs.exceptions import LostOwnership, PermanentError, UnknownTaskError
 from jobs.models import AttemptStatus, Job, JobStatus
-from jobs.worker import connections, heartbeat
+from jobs.worker import connections, heartbeat, sessions
 from jobs.worker.steps import Steps
 from jobs.worker.timeouts import JobTimeout, StepTimeout, WorkerInterrupted, deadline
 
@@ -176,8 +176,8 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
                            already=lambda: _succeeded_by(claimed))
         connections.answered()
     except (LostOwnership, AttemptLost):
-        logger.warning("job %s was taken from attempt %s (reaped or cancelled); "
-                       "its outcome is discarded", job.pk, claimed.attempt.number)
+        logger.warning("job %s was taken from attempt %s (reaped, or its lease lapsed "
+                       "unrenewed); its outcome is discarded", job.pk, claimed.attempt.number)
         return None
     except JobTimeout as exc:
         # A timeout that fired is the outcome, even when the task caught it and went
@@ -320,8 +320,10 @@ def _record_failure(
 def on_worker_spawn(**_: Any) -> None:
     """django-q2's post_spawn, in each new worker: signals, and both of the worker's
     connections (its own and its heartbeat's) opened now, while the database has
-    slots to give, and kept (CONN_MAX_AGE). Its identity is drawn now too."""
-    new_worker_identity()
+    slots to give, and kept (CONN_MAX_AGE). Its identity is drawn now too, and its
+    sessions are named after it and bounded (jobs.worker.sessions)."""
+    me = new_worker_identity()
+    sessions.configure_worker(me.id, conf.get().lease_seconds)
     install_worker_signal_handlers()
     heartbeat.ensure_started()
     try:

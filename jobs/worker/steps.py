@@ -124,6 +124,7 @@ class Steps:
         step = self.current
         if step is None:
             raise StepError("progress can only be reported from inside a step")
+        ctx.raise_if_lost()  # a safe point: the step's work may be another worker's now
         values = transitions.progress_values(current, total, message)
         current, total = values[0], values[1]
         now = time.monotonic()

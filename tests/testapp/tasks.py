@@ -122,6 +122,33 @@ def cooperative(seconds: float, key: str = "") -> str:
     return "finished"
 
 
+@task(name="tests.hold_key", max_attempts=10, backoff=Backoff(base=0.5, factor=1.0, cap=0.5))
+def hold_key(key: str, flag_dir: str, cooperative: bool) -> dict:
+    """The partition workload (tests/integration/test_partition.py): takes a once() key
+    and writes its effect; on its first attempt it then keeps its transaction (and the
+    key) open, saying so with a `<key>.held` file, until the test drops a `release`
+    file, and writes one more row, `late:<key>`. A cooperative run checks for loss
+    while it waits; the other never does, and its late row shows whether a cut-off
+    worker's writes could still commit."""
+    from pathlib import Path
+
+    from jobs import once
+
+    ctx = current_job()
+    did = once(key)
+    if did:
+        Effect.objects.create(key=key, job_id=ctx.job_id)
+    if ctx.attempt_number == 1:
+        Path(flag_dir, f"{key}.held").touch()
+        release = Path(flag_dir, "release")
+        while not release.exists():
+            if cooperative:
+                ctx.raise_if_cancelled()
+            time.sleep(0.05)
+        Effect.objects.create(key=f"late:{key}", job_id=ctx.job_id)
+    return {"attempt": ctx.attempt_number, "did": did}
+
+
 @task(name="tests.send_welcome_email")
 def send_welcome_email(user_id: int) -> bool:
     """The README's example: the effect happens once however often the job runs."""
