@@ -230,7 +230,7 @@ def report(result: dict[str, Any], direct: dict[str, Any], jobs: int) -> dict[st
                   f"{_range(row['maxwait_s_peak']):>12}{_held(row, 'server'):>14}")
         print(f"({PER_CLUSTER}/cluster: 2·W + 3 with W = {WORKERS}, what a cluster holds behind "
               "a pooler, its LISTEN connection closed once found pooled (docs/deployment.md);\n"
-              " max wait s: SHOW POOLS maxwait, the longest a client waited for a server)")
+              " max wait s: SHOW POOLS maxwait, the oldest waiting client's wait, at any sample)")
         out["clusters"] = clusters
     return out
 
