@@ -135,7 +135,7 @@ class JobsBackend(BaseTaskBackend):
             yield Error(f"Task backend {self.alias!r} (jobs.backends.JobsBackend) needs the "
                         "jobs app, which is not installed.",
                         hint="Add 'jobs' to INSTALLED_APPS (before 'django_q').",
-                        id="jobs.E013")
+                        id="jobs.E015")
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)

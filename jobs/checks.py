@@ -71,6 +71,15 @@ def check_jobs_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                  f"(default {DEFAULTS['DATABASE']!r}).",
             id="jobs.E013",
         ))
+    if js.oldest_first_every < 1:
+        errors.append(Error(
+            f"{_name('OLDEST_FIRST_EVERY')} is {js.oldest_first_every}: one job in every "
+            "this many a cluster reserves is the longest-due one, so it must be 1 or more.",
+            hint=f"Set {ENV_PREFIX}OLDEST_FIRST_EVERY to a whole number from 1 (oldest "
+                 f"first) up (default {DEFAULTS['OLDEST_FIRST_EVERY']}); a larger one "
+                 "favours priority and lengthens the wait it bounds.",
+            id="jobs.E014",
+        ))
     for key, names in (("DEFAULT_QUEUE", [js.default_queue]), ("QUEUES", list(js.queues))):
         bad = [n for n in names if not _queue_name_ok(n)]
         if bad:

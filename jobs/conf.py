@@ -67,9 +67,13 @@ DEFAULTS: dict[str, Any] = {
     # The furthest into the future a job may be scheduled.
     "MAX_DELAY_DAYS": 3650,
     # Priority aging: a due job gains one priority point for every this many
-    # seconds it waits, so a lower-priority job starts at the latest after
-    # (difference in priority) x this many seconds (see docs/architecture.md).
+    # seconds it waits, so it ranks before every job that became due more than
+    # (difference in priority) x this many seconds after it (docs/architecture.md).
     "PRIORITY_AGING_SECONDS": 10.0,
+    # One job in every this many a cluster reserves is the longest-due one, whatever
+    # its priority: a job with k due jobs ahead of it by run_after is taken within
+    # (k + 1) x this many reservations, however wide the priorities (1: oldest first).
+    "OLDEST_FIRST_EVERY": 4,
     # PostgreSQL: an idle cluster is woken by LISTEN/NOTIFY, and polls anyway this often.
     "LISTEN_FALLBACK_SECONDS": 1.0,
     # PostgreSQL: a direct connection (postgres://..., not through PgBouncer) for the
@@ -121,6 +125,7 @@ class JobsSettings:
     max_traceback_chars: int
     max_delay_days: int
     priority_aging_seconds: float
+    oldest_first_every: int
     listen_fallback_seconds: float
     listen_database_url: str
     sqlite_autocheckpoint_pages: int
@@ -210,8 +215,15 @@ Q_CLUSTER_DEFAULTS: dict[str, Any] = {
     # on the engine's: q_cluster_from_env() follows JOBS_DATABASE.
     "orm": DEFAULTS["DATABASE"],
     # Jobs reserved per statement; None: POSTGRESQL_BULK or SQLITE_BULK
-    # (jobs.worker.broker.reservation_size).
+    # (jobs.worker.reservation.reservation_size).
     "bulk": None,
+    # Reserved jobs waiting in django-q2's local queue for a free worker (its default is
+    # workers squared). A job that outranks all that waits still starts after those and
+    # the pusher's hand (bulk): 1 + 2 let a high-priority job behind 800 low ones of 2 s
+    # start with the next free workers (within 2 s) where 16 + 4 held it 9-11 s; drains
+    # of no-op jobs stayed within this machine's noise (docs/architecture.md, "Priority
+    # and aging").
+    "queue_limit": 1,
     "poll": 0.05,
     "save_limit": -1,
     # A worker is replaced after this many jobs (django-q2's default, 500, replaced
@@ -230,10 +242,11 @@ Q_CLUSTER_DEFAULTS: dict[str, Any] = {
     "scheduler": False,
     "label": "Cluster",
 }
-POSTGRESQL_BULK, SQLITE_BULK = 4, 16
+POSTGRESQL_BULK, SQLITE_BULK = 2, 16
 # Environment variables q_cluster_from_env() reads, and the key each sets.
 Q_ENV = {"Q_CLUSTER_NAME": "name", "Q_WORKERS": "workers", "Q_BULK": "bulk",
-         "Q_POLL": "poll", "Q_RETRY": "retry", "Q_TIMEOUT": "timeout", "Q_RECYCLE": "recycle"}
+         "Q_POLL": "poll", "Q_RETRY": "retry", "Q_TIMEOUT": "timeout", "Q_RECYCLE": "recycle",
+         "Q_QUEUE_LIMIT": "queue_limit"}
 
 
 def q_cluster(**overrides: Any) -> dict[str, Any]:

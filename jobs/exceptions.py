@@ -67,6 +67,10 @@ class OperationKeyBusy(JobsError):
     retry skips) or ended (the retry records the key)."""
 
 
+class InvalidReservation(JobsError, ValueError):
+    """A reservation asked for more longest-due jobs than it takes, or fewer than none."""
+
+
 class UnstorableValue(JobsError, ValueError):
     """A value cannot be stored exactly as given (not plain JSON, bad text, too deep or
     too large); the message names where and the rule."""

@@ -101,7 +101,7 @@ class Job(EngineModel):
                 condition=Q(status__in=RUNNABLE_STATUSES),
             ),
             # The other half of it: the longest-due jobs, whatever their priority
-            # (priority aging, see jobs.worker.broker).
+            # (aging and the oldest-first share, see jobs.worker.reservation).
             models.Index(
                 "queue",
                 "run_after",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime, timedelta
 from time import sleep
 from uuid import UUID
 
@@ -25,142 +24,18 @@ from django_q.signing import SignedPackage
 
 from jobs import conf, database
 from jobs.conf import TIMEOUT_GRACE_SECONDS
-from jobs.core import clusters, statements, transitions
+from jobs.core import clusters, transitions
 from jobs.core.clock import DatabaseNow
 from jobs.core.registry import get_task
 from jobs.database import connection
 from jobs.exceptions import UnknownTaskError
-from jobs.models import Job, JobStatus, QueuePause
-from jobs.models.job import DUE_INDEX
+from jobs.models import Job, JobStatus
 from jobs.worker import connections, maintenance
+from jobs.worker.reservation import oldest_share, reservation_size, reserve
 from jobs.worker.runner import run_job
 from jobs.worker.wakeup import Listener
 
 logger = logging.getLogger("jobs.broker")
-
-
-def reserve_due(queues: str | list[str] | tuple[str, ...], limit: int, *,
-                seconds: float | None = None) -> list[UUID]:
-    """Reserve up to `limit` due jobs of `queues`, best first; return their ids."""
-    return [pk for pk, _ in _reserve([queues] if isinstance(queues, str) else list(queues),
-                                     limit, seconds)]
-
-
-def reservation_size() -> int:
-    """Jobs reserved per statement: Q_BULK if the project set it, else by database.
-
-    On SQLite every reservation is a write transaction, and the workers' claims
-    and successes wait for SQLite's one write lock behind it: 16 a time drained
-    about a third more than 4 (900 and 818 against 610 and 644 jobs/s, two
-    interleaved runs). On PostgreSQL 2, 4 and 16 measured the same, and a
-    smaller hand keeps a cluster from holding jobs that another, idle one could
-    run.
-    """
-    if Conf.BULK:
-        return Conf.BULK
-    return conf.SQLITE_BULK if connection.vendor == "sqlite" else conf.POSTGRESQL_BULK
-
-
-def _epoch(column: str) -> str:
-    """SQL for a timestamp column in seconds since the epoch, on either database."""
-    if connection.vendor == "postgresql":
-        return f"EXTRACT(EPOCH FROM {column})"
-    return f"((julianday({column}) - 2440587.5) * 86400.0)"
-
-
-def _reserve(queues: list[str], limit: int, seconds: float | None) -> list[tuple[UUID, str]]:
-    """One statement: pick the best due jobs of queues not paused and reserve them."""
-    sql, params = reservation(queues, limit, seconds)
-    with statements.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    # RETURNING does not keep the subquery's order; restore best-first.
-    aging = conf.get().priority_aging_seconds
-    rows.sort(key=lambda row: (-(row[1] * aging - _timestamp(row[2])), str(row[2])))
-    return [(row[0] if isinstance(row[0], UUID) else UUID(row[0]), row[3]) for row in rows]
-
-
-def reservation(queues: list[str], limit: int, seconds: float | None) -> tuple[str, list]:
-    """The reservation statement and its parameters.
-
-    Best means highest effective priority: a job's priority plus one point for
-    every JOBS['PRIORITY_AGING_SECONDS'] it has been due. Only two small sets
-    are ranked, never the whole backlog: the `limit` best by priority and the
-    `limit` longest due (each read from its own partial index). The longest-due
-    job is therefore always a candidate, and once its age has outweighed any
-    priority above its own it is taken, so no job waits forever.
-
-    Due and the reservation's end are the database's clock (`statement_timestamp()`,
-    the statement's own time: one reading for the whole statement), never this
-    host's; on SQLite, which runs in this process, this host's clock is the
-    database's.
-    """
-    settings = conf.get()
-    seconds = settings.reservation_seconds if seconds is None else seconds
-    adapt = connection.ops.adapt_datetimefield_value
-    if connection.vendor == "postgresql":
-        now_sql, now_params = "statement_timestamp()", []
-        until_sql, until_params = "statement_timestamp() + %s::interval", [
-            timedelta(seconds=seconds)]
-    else:
-        now = timezone.now()
-        now_sql, now_params = "%s", [adapt(now)]
-        until_sql, until_params = "%s", [adapt(now + timedelta(seconds=seconds))]
-    table = connection.ops.quote_name(Job._meta.db_table)
-    skip_locked = (
-        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    )
-    in_queues = ", ".join(["%s"] * len(queues))
-    # Status literals are inlined (they are constants) so PostgreSQL can match
-    # the partial indexes job_due_idx and job_due_age_idx.
-    pauses = connection.ops.quote_name(QueuePause._meta.db_table)
-    due = (
-        f"status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RETRYING.value}')"
-        f" AND queue IN ({in_queues}) AND run_after <= {now_sql}"
-        f" AND (reserved_until IS NULL OR reserved_until < {now_sql})"
-        f" AND queue NOT IN (SELECT queue FROM {pauses})"
-    )
-    # A reservation is soft (it only keeps other clusters away for a while), so its
-    # commit need not wait for the WAL flush: lost in a server crash, it changes nothing.
-    asynchronous = (
-        " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous"
-        if connection.vendor == "postgresql" and database.get_autocommit() else ""
-    )
-    # Each candidate set is read (and locked) straight off its partial index, and
-    # only the chosen rows are looked up again, by primary key. An earlier form
-    # looked the candidates up again with `id IN (...) AND <due>`, and PostgreSQL,
-    # with statistics taken while the table was empty (a queue table often is),
-    # read every job of the queue for it: 6 ms per reservation instead of 0.2
-    # with a backlog of 6,000. Locking both sets (up to twice `limit` rows) keeps
-    # other clusters off the unchosen ones only until this statement commits.
-    chosen = "= ANY(ARRAY(SELECT id FROM chosen))" if connection.vendor == "postgresql" \
-        else "IN (SELECT id FROM chosen)"
-    # SQLite has no statistics to tell the two partial indexes apart: for `best` it
-    # took job_due_age_idx and sorted every due job by priority, inside the write
-    # transaction every worker waits on (1 ms with a backlog of 5,000). Named here,
-    # it reads the first `limit` entries of job_due_idx, as PostgreSQL does.
-    by_priority = f" INDEXED BY {DUE_INDEX}" if connection.vendor == "sqlite" else ""
-    sql = (
-        f"WITH best AS (SELECT id, priority, run_after FROM {table}{by_priority} WHERE {due}"
-        f"  ORDER BY priority DESC, run_after LIMIT %s{skip_locked}),"
-        f" oldest AS (SELECT id, priority, run_after FROM {table} WHERE {due}"
-        f"  ORDER BY run_after LIMIT %s{skip_locked}),"
-        " chosen AS (SELECT id FROM (SELECT * FROM best UNION SELECT * FROM oldest) AS c"
-        f"  ORDER BY priority * %s - {_epoch('run_after')} DESC, run_after LIMIT %s)"
-        f" UPDATE {table} SET reserved_until = {until_sql}{asynchronous} WHERE id {chosen}"
-        " RETURNING id, priority, run_after, task_name"
-    )
-    due_params = [*queues, *now_params, *now_params]
-    params = [*due_params, limit, *due_params, limit, settings.priority_aging_seconds, limit,
-              *until_params]
-    return sql, params
-
-
-def _timestamp(value: object) -> float:
-    if isinstance(value, str):  # SQLite returns the stored text
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def package(job_id: UUID, task_name: str = "") -> dict:
@@ -225,13 +100,16 @@ class JobTableBroker(Broker):
     """A django-q2 broker whose queue is the set of due rows in `jobs_job`.
 
     It serves the job queues it is given (`qcluster --queues`, see that
-    command), or JOBS['QUEUES'], or the default queue.
+    command), or JOBS['QUEUES'], or the default queue. Its pusher counts the jobs
+    it reserves, for the share of them taken longest-due first
+    (`jobs.worker.reservation`).
     """
 
     def __init__(self, list_key: str | None = None, queues: list[str] | None = None) -> None:
         super().__init__(list_key=list_key)
         self.queues = list(queues or conf.get().served_queues())
         self._listener: Listener | None = None  # opened in the pusher, on first idle
+        self._reserved = 0
 
     # django-q2 pickles the broker into the cluster's processes (spawn start method).
     def __getstate__(self) -> tuple:
@@ -241,6 +119,7 @@ class JobTableBroker(Broker):
         self.list_key, self._info, self.queues = state
         self.connection = self.get_connection(self.list_key)
         self._listener = None
+        self._reserved = 0
 
     def enqueue(self, task):  # noqa: ANN001 - django-q2's signature
         raise NotImplementedError(
@@ -272,7 +151,9 @@ class JobTableBroker(Broker):
                 # one that answered moments ago is trusted (a failure lands below).
                 close_old_connections()
                 connections.skip_health_check_if_fresh()
-            reserved = _reserve(self.queues, reservation_size(), None)
+            limit = reservation_size()
+            reserved = reserve(self.queues, limit, None, oldest_share(self._reserved, limit))
+            self._reserved += len(reserved)
             connections.answered()
         except DatabaseErrors:
             # The database went away: reconnect on the next poll instead of letting

@@ -180,4 +180,4 @@ def test_check_reports_the_jobs_app_missing(settings):
     assert list(default_task_backend.check()) == []
     settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "jobs"]
     (error,) = default_task_backend.check()
-    assert error.id == "jobs.E013" and "INSTALLED_APPS" in error.hint
+    assert error.id == "jobs.E015" and "INSTALLED_APPS" in error.hint

@@ -29,6 +29,8 @@ def test_shipped_settings_pass():
         ({"DEFAULT_TIMEOUT": 2.5}, "jobs.E010", "JOBS_DEFAULT_TIMEOUT"),
         ({"QUEUES": "reports"}, "jobs.E010", "JOBS_QUEUES"),
         ({"DEFAULT_TIMEOUTS": 60}, "jobs.E011", "DEFAULT_TIMEOUTS"),
+        ({"OLDEST_FIRST_EVERY": 0}, "jobs.E014", "JOBS_OLDEST_FIRST_EVERY"),
+        ({"OLDEST_FIRST_EVERY": 1.5}, "jobs.E010", "JOBS_OLDEST_FIRST_EVERY"),
     ],
 )
 def test_settings_no_job_could_work_with_stop_check_and_name_the_variable(

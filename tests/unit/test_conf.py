@@ -54,11 +54,13 @@ def test_q_cluster_uses_our_broker_and_lets_the_environment_override():
     assert conf.q_cluster(workers=8)["workers"] == 8
 
 
-def test_q_bulk_and_q_recycle_come_from_the_environment_as_integers():
-    q = conf.q_cluster_from_env(env_of(Q_BULK="8", Q_RECYCLE="20000"))
-    assert (q["bulk"], q["recycle"]) == (8, 20000)
-    # Unset, the reservation size is the database's (jobs.worker.broker.reservation_size).
+def test_q_bulk_q_recycle_and_q_queue_limit_come_from_the_environment_as_integers():
+    q = conf.q_cluster_from_env(env_of(Q_BULK="8", Q_RECYCLE="20000", Q_QUEUE_LIMIT="4"))
+    assert (q["bulk"], q["recycle"], q["queue_limit"]) == (8, 20000, 4)
+    # Unset, the reservation size is the database's (jobs.worker.reservation), and a
+    # cluster holds one reserved job in django-q2's queue, not workers squared.
     assert conf.q_cluster_from_env(env_of())["bulk"] is None
+    assert conf.q_cluster_from_env(env_of())["queue_limit"] == 1
 
 
 def test_jobs_database_names_the_engines_alias_and_django_q2s_orm_follows_it():

@@ -19,7 +19,7 @@ from jobs.core.transitions import ErrorInfo
 from jobs.models import AttemptStatus, Job, JobStatus, OverlapPolicy, Schedule
 from jobs.scheduling.firing import create_schedule, fire_due
 from jobs.worker import reaper
-from jobs.worker.broker import reserve_due
+from jobs.worker.reservation import reserve_due
 from tests.factories import JobFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres_only]

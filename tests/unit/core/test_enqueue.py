@@ -20,7 +20,7 @@ from jobs.exceptions import (
 )
 from jobs.models import Job, JobStatus
 from jobs.ops import health
-from jobs.worker.broker import reserve_due
+from jobs.worker.reservation import reserve_due
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.utils import timezone
 from jobs.core import queues, transitions
 from jobs.exceptions import InvalidQueueName
 from jobs.models import Job, JobStatus, QueuePause
-from jobs.worker.broker import reserve_due
+from jobs.worker.reservation import reserve_due
 from jobs.worker.wakeup import Heard
 from tests.factories import JobFactory, StaffFactory
 

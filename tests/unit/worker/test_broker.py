@@ -9,14 +9,8 @@ from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
 from jobs.models import Job, JobStatus
-from jobs.worker.broker import (
-    JobTableBroker,
-    execute_handed_over,
-    package,
-    reservation,
-    reservation_size,
-    reserve_due,
-)
+from jobs.worker.broker import JobTableBroker, execute_handed_over, package
+from jobs.worker.reservation import reservation, reservation_size, reserve_due
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +157,7 @@ def test_each_candidate_set_is_read_in_its_own_index_order():
 def test_q_bulk_sets_the_reservation_size_else_the_database_does(monkeypatch):
     """SQLite's one write lock makes fewer, bigger reservations pay (16 a time)."""
     monkeypatch.setattr(Conf, "BULK", None)  # jobs.conf.q_cluster() leaves it unset
-    assert reservation_size() == (16 if connection.vendor == "sqlite" else 4)
+    assert reservation_size() == (16 if connection.vendor == "sqlite" else 2)
     monkeypatch.setattr(Conf, "BULK", 7)  # Q_BULK=7
     assert reservation_size() == 7
 
@@ -186,7 +180,7 @@ def test_failing_polls_are_logged_once_per_outage_with_their_count(monkeypatch, 
             raise OperationalError("the database system is shutting down")
         return [(job.pk, "tests.noop")]
 
-    monkeypatch.setattr(broker_module, "_reserve", reserve)
+    monkeypatch.setattr(broker_module, "reserve", reserve)
     monkeypatch.setattr(broker_module, "sleep", lambda seconds: None)
     broker = JobTableBroker(list_key="default")
     with caplog.at_level("WARNING", logger="jobs.broker"):

@@ -11,7 +11,8 @@ from jobs import enqueue
 from jobs.core import statements
 from jobs.models import Job, JobStatus
 from jobs.worker import broker as broker_module
-from jobs.worker.broker import execute_handed_over, reserve_due
+from jobs.worker.broker import execute_handed_over
+from jobs.worker.reservation import reserve_due
 from jobs.worker.runner import run_job
 from jobs.worker.wakeup import Listener
 from tests.cluster import database_url
