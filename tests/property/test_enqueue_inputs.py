@@ -530,3 +530,31 @@ def test_any_keyword_name_reaches_the_task_through_djangos_api(kwargs):
         done = default_task_backend.get_result(result.id)
         assert done.status == TaskResultStatus.SUCCESSFUL, done.errors
         assert done.kwargs == kwargs and done.return_value == kwargs
+
+
+@given(options=st.one_of(
+    st.fixed_dictionaries({"MAX_ATTEMPTS": st.one_of(st.integers(-2, 1002), hs.option_values)}),
+    st.dictionaries(st.one_of(st.sampled_from(["MAX_ATTEMPTS", "max_attempts", "QUEUES"]),
+                              hs.nasty_text), st.integers(1, 3), max_size=2),
+    hs.option_values,
+))
+@example(options={"MAX_ATTEMPTS": True})
+@example(options={"MAX_ATTEMPTS": 1000})
+@example(options={"MAX_ATTEMPTS": 1.0})
+def test_the_backends_options_are_kept_or_refused_naming_the_setting(options):
+    """TASKS[alias]['OPTIONS'] of jobs.backends.JobsBackend: a dict whose only key is
+    MAX_ATTEMPTS, an int (not a bool) from 1 to 1000; anything else refused when the
+    backend is built, with InvalidJobOption naming the setting."""
+    from jobs.backends import JobsBackend
+
+    value = options.get("MAX_ATTEMPTS", 1) if isinstance(options, dict) else None
+    fine = (isinstance(options, dict) and set(options) <= {"MAX_ATTEMPTS"}
+            and _int_in(value, 1, 1000))
+    try:
+        backend = JobsBackend("x", {"QUEUES": [], "OPTIONS": options})
+    except InvalidJobOption as exc:
+        assert not fine, exc
+        assert str(exc).startswith("TASKS['x']['OPTIONS']"), exc
+    else:
+        assert fine, options
+        assert backend.max_attempts == value
