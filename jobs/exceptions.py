@@ -95,3 +95,45 @@ class InvalidTaskName(TaskRegistrationError, ValueError):
     """A task name that breaks the task-name rule (jobs.core.registry.check_task_name):
     the name travels in dashboard URLs, logs and command lines, so it is refused at
     registration rather than breaking every page that links to it."""
+
+
+# --- What ended an attempt, as the engine records it --------------------------------
+# Every class path the engine writes into an Attempt's or a Step's error_class is one of
+# these, a builtin (a bare name such as "TimeoutError") or the task's own exception, so
+# a reader (jobs.backends' TaskResult.errors, which imports it) can always import it.
+
+
+class WorkerLost(JobsError):
+    """The attempt's worker stopped heartbeating and its lease lapsed (killed, out of
+    memory, its host gone): the reaper closes the attempt as lost with this error."""
+
+
+class WorkerShutdown(JobsError):
+    """The worker shut down before the job finished (the cluster's grace period ran out,
+    or a second interrupt): the attempt is closed as interrupted and the job released,
+    queued again for another worker."""
+
+
+class JobCancelled(BaseException):
+    """An operator cancelled the job: raised at the running task's next safe point, and
+    the error of an attempt closed as cancelled. A BaseException so that a task's
+    `except Exception` does not swallow it."""
+
+
+class AttemptLost(BaseException):
+    """The heartbeat found the job taken from this attempt (reaped while the worker
+    was frozen, say). Raised at the next safe point: nothing this attempt would
+    still write could count, so it stops instead of doing the work twice."""
+
+
+class JobTimeout(BaseException):
+    """The attempt overran its timeout. A BaseException so `except Exception` in
+    task code cannot swallow it."""
+
+
+class StepTimeout(JobTimeout):
+    """One step overran its own timeout."""
+
+
+class WorkerInterrupted(BaseException):
+    """The worker is shutting down and the grace period is over."""

@@ -2,11 +2,20 @@
 
     job_enqueued(sender=Job, job)                 after the INSERT, in the caller's transaction
     job_started(sender=Job, job, attempt)         after a worker won the claim
-    job_finished(sender=Job, job, attempt, status)  after the attempt's outcome was written
+    job_finished(sender=Job, job, attempt, status, error)
+                                                  once an attempt's outcome, or a cancel,
+                                                  is committed
 
-`status` is the job's status the outcome left (succeeded, retrying, dead,
-cancelled, queued). Receivers run in the process that sent the signal; one
-that raises is logged and ignored, so a receiver cannot change what happened.
+`job_finished` is sent once for every end of an attempt, whoever wrote it (the
+worker, the reaper for a lost worker), and for a queued or retrying job an
+operator cancelled (`attempt` None); by jobs.core.transitions, the one module
+that writes a status. `status` is the job's status it left (succeeded,
+retrying, dead, cancelled, queued); `error` the exception that ended the
+attempt (None when it succeeded): the task's own, or one of jobs.exceptions
+(WorkerLost, WorkerShutdown, JobCancelled). A worker sends it inside the
+`except` block that caught the task's error, so that error is also the current
+exception. Receivers run in the process that sent the signal; one that raises
+is logged and ignored, so a receiver cannot change what happened.
 """
 
 import logging

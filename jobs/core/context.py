@@ -16,18 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-from jobs.exceptions import StepError
+from jobs.exceptions import AttemptLost, JobCancelled, StepError
 
-
-class JobCancelled(BaseException):
-    """An operator cancelled the running job. A BaseException so that a task's
-    `except Exception` does not swallow it; the runner records the attempt as cancelled."""
-
-
-class AttemptLost(BaseException):
-    """The heartbeat found the job taken from this attempt (reaped while the worker
-    was frozen, say). Raised at the next safe point: nothing this attempt would
-    still write could count, so it stops instead of doing the work twice."""
+# AttemptLost and JobCancelled live in jobs.exceptions; still importable from here.
+__all__ = ["AttemptLost", "JobCancelled", "JobContext", "JobLogFields", "StepRunner",
+           "current_job", "install_log_context", "running"]
 
 
 class StepRunner(Protocol):

@@ -61,6 +61,37 @@ def enqueue(
     Every refusal happens before the INSERT, so the caller's transaction stays
     usable.
     """
+    return enqueue_call(task_or_name, args, kwargs, queue=queue, priority=priority,
+                        run_after=run_after, max_attempts=max_attempts,
+                        idempotency_key=idempotency_key, enqueued_by=enqueued_by)
+
+
+def enqueue_call(
+    task_or_name: Task | str,
+    args: list[Any] | tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    queue: str | None = None,
+    priority: int | None = None,
+    run_after: datetime | timedelta | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+    enqueued_by: Any = None,
+) -> Job:
+    """`enqueue()` with the task's arguments as a list and a dict, apart from the job's
+    options, so no argument can be taken for an option: a keyword argument named
+    `queue` is the task's. The way in for callers that hold a call as data
+    (jobs.backends, where Django's API hands over `args` and `kwargs`).
+
+    `args` a list or tuple, `kwargs` a dict with str keys, else InvalidJobArguments.
+    """
+    if not isinstance(args, (list, tuple)):
+        raise InvalidJobArguments(f"args must be a list or tuple, got {type(args).__name__}")
+    if not isinstance(kwargs, dict):
+        raise InvalidJobArguments(f"kwargs must be a dict, got {type(kwargs).__name__}")
+    if not all(isinstance(k, str) for k in kwargs):
+        keys = sorted({type(k).__name__ for k in kwargs if not isinstance(k, str)})
+        raise InvalidJobArguments(f"kwargs keys must be str (keyword names), got {keys}")
     t = task_or_name if isinstance(task_or_name, Task) else get_task(task_or_name)
     if isinstance(task_or_name, Task) and not is_registered(t):
         raise UnknownTaskError(f"Task {t.name!r} is not the registered task of that name")

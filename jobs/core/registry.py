@@ -105,65 +105,90 @@ def task(
     """
 
     def register(fn: Callable[..., Any]) -> Task:
-        given = name is not None  # an explicit "" is refused, not replaced by the default
-        task_name = check_task_name(name if given else _qualified(fn),
-                                    "name" if given else "the task's dotted path")
-        clash = ENQUEUE_OPTIONS & set(inspect.signature(fn).parameters)
-        if clash:
-            raise TaskRegistrationError(
-                f"Task {task_name!r} takes parameter(s) {sorted(clash)} that enqueue() "
-                "reserves for its own options; rename them."
-            )
-        if queue is not None:
-            check_queue(queue)
-        check_priority(priority)
-        if max_attempts is not None:
-            check_max_attempts(max_attempts)
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
-                                    or not 1 <= timeout <= MAX_TIMEOUT):
-            raise TaskRegistrationError(
-                f"Task {task_name!r}: timeout must be an int of seconds from 1 to "
-                f"{MAX_TIMEOUT} (a week), got {shown(timeout)}")
-        if atomic is not None and not isinstance(atomic, bool):
-            raise TaskRegistrationError(
-                f"Task {task_name!r}: atomic must be True, False or None, got {shown(atomic)}")
-        if backoff is not None and not isinstance(backoff, Backoff):
-            raise TaskRegistrationError(
-                f"Task {task_name!r}: backoff must be a jobs.Backoff or None, "
-                f"got {type(backoff).__name__}")
-        if not isinstance(steps, (list, tuple)):  # a str would become one step per letter
-            raise TaskRegistrationError(
-                f"Task {task_name!r}: steps must be a list or tuple of step names, "
-                f"got {type(steps).__name__}")
-        try:
-            planned = tuple(validate_plan(steps))
-        except StepError as exc:
-            raise TaskRegistrationError(f"Task {task_name!r}: {exc}") from None
-        if planned and atomic:
-            raise TaskRegistrationError(
-                f"Task {task_name!r} declares steps, which commit one by one; it cannot "
-                "also be atomic as a whole (drop atomic=True)"
-            )
-        t = Task(
-            func=fn,
-            name=task_name,
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            timeout=timeout,
-            atomic=not planned if atomic is None else atomic,
-            steps=planned,
-        )
-        existing = _registry.get(task_name)
-        if existing is not None and _qualified(existing.func) != _qualified(fn):
-            raise TaskRegistrationError(
-                f"Task name {task_name!r} is already registered by {_qualified(existing.func)}"
-            )
-        _registry[task_name] = t
-        return t
+        return declare(fn, name=name, queue=queue, priority=priority,
+                       max_attempts=max_attempts, backoff=backoff, timeout=timeout,
+                       atomic=atomic, steps=steps)
 
     return register(func) if func is not None else register
+
+
+def declare(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    priority: int = 0,
+    max_attempts: int | None = None,
+    backoff: Backoff | None = None,
+    timeout: int | None = None,
+    atomic: bool | None = None,
+    steps: list[str] | tuple[str, ...] = (),
+    reserved: frozenset[str] = ENQUEUE_OPTIONS,
+) -> Task:
+    """`@task`'s registration, every option checked.
+
+    `reserved`: parameter names the task may not take, because the way its jobs are
+    enqueued takes them as options (`jobs.enqueue(name, *args, queue=..., **kwargs)`).
+    jobs.backends passes none: Django's API keeps a task's arguments and its job
+    options apart (`.using()`), so a task may take a parameter named `priority`.
+    """
+    given = name is not None  # an explicit "" is refused, not replaced by the default
+    task_name = check_task_name(name if given else _qualified(fn),
+                                "name" if given else "the task's dotted path")
+    clash = reserved & set(inspect.signature(fn).parameters)
+    if clash:
+        raise TaskRegistrationError(
+            f"Task {task_name!r} takes parameter(s) {sorted(clash)} that enqueue() "
+            "reserves for its own options; rename them."
+        )
+    if queue is not None:
+        check_queue(queue)
+    check_priority(priority)
+    if max_attempts is not None:
+        check_max_attempts(max_attempts)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
+                                or not 1 <= timeout <= MAX_TIMEOUT):
+        raise TaskRegistrationError(
+            f"Task {task_name!r}: timeout must be an int of seconds from 1 to "
+            f"{MAX_TIMEOUT} (a week), got {shown(timeout)}")
+    if atomic is not None and not isinstance(atomic, bool):
+        raise TaskRegistrationError(
+            f"Task {task_name!r}: atomic must be True, False or None, got {shown(atomic)}")
+    if backoff is not None and not isinstance(backoff, Backoff):
+        raise TaskRegistrationError(
+            f"Task {task_name!r}: backoff must be a jobs.Backoff or None, "
+            f"got {type(backoff).__name__}")
+    if not isinstance(steps, (list, tuple)):  # a str would become one step per letter
+        raise TaskRegistrationError(
+            f"Task {task_name!r}: steps must be a list or tuple of step names, "
+            f"got {type(steps).__name__}")
+    try:
+        planned = tuple(validate_plan(steps))
+    except StepError as exc:
+        raise TaskRegistrationError(f"Task {task_name!r}: {exc}") from None
+    if planned and atomic:
+        raise TaskRegistrationError(
+            f"Task {task_name!r} declares steps, which commit one by one; it cannot "
+            "also be atomic as a whole (drop atomic=True)"
+        )
+    t = Task(
+        func=fn,
+        name=task_name,
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        backoff=backoff,
+        timeout=timeout,
+        atomic=not planned if atomic is None else atomic,
+        steps=planned,
+    )
+    existing = _registry.get(task_name)
+    if existing is not None and _qualified(existing.func) != _qualified(fn):
+        raise TaskRegistrationError(
+            f"Task name {task_name!r} is already registered by {_qualified(existing.func)}"
+        )
+    _registry[task_name] = t
+    return t
 
 
 def _qualified(fn: Callable[..., Any]) -> str:

@@ -33,12 +33,17 @@ from django.db.models import (
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
-from jobs import conf, database
+from jobs import conf, database, signals
 from jobs.core import causes, statements
 from jobs.core.clock import database_now, database_now_plus
 from jobs.core.serialization import describe, storable_text
 from jobs.database import connection
-from jobs.exceptions import InvalidProgress, LostOwnership
+from jobs.exceptions import (
+    InvalidProgress,
+    JobCancelled,
+    LostOwnership,
+    WorkerShutdown,
+)
 from jobs.models import (
     Attempt,
     AttemptStatus,
@@ -90,11 +95,16 @@ class ErrorInfo:
     is cut to its limit with a marker, and an exception whose __str__ raises is
     named by a placeholder: a failure must never turn into "worker lost"
     because its own description could not be written.
+
+    `error_class` is an importable path (`class_path`). `exception` is the error
+    itself, never stored: `job_finished` carries it to receivers in this process
+    (jobs.backends logs it with its traceback, as the framework's handler expects).
     """
 
     error_class: str
     message: str
     traceback: str = ""
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         js = conf.get()
@@ -104,12 +114,11 @@ class ErrorInfo:
                            storable_text(self.traceback, js.max_traceback_chars))
 
     @classmethod
-    def from_exception(cls, exc: BaseException) -> ErrorInfo:
-        kind = type(exc)
-        name = kind.__qualname__ if kind.__module__ == "builtins" else (
-            f"{kind.__module__}.{kind.__qualname__}"
-        )
-        return cls(error_class=name, message=describe(exc), traceback=_traceback(exc))
+    def from_exception(cls, exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
+        """`exc` as stored; without its traceback for an error the engine made up to
+        say what happened (a lost worker has no stack to show)."""
+        return cls(error_class=class_path(type(exc)), message=describe(exc),
+                   traceback=_traceback(exc) if with_traceback else "", exception=exc)
 
     @property
     def summary(self) -> str:
@@ -119,6 +128,16 @@ class ErrorInfo:
     def preview(self) -> str:
         """The summary on one line, short enough for a list (Job.last_error)."""
         return storable_text(" ".join(self.summary.split()), LAST_ERROR_CHARS)
+
+
+def class_path(kind: type[BaseException]) -> str:
+    """Where `kind` is imported from: a builtin by its bare name ("ValueError"), anything
+    else by its dotted path. Engine errors live in jobs.exceptions, so every path the
+    engine records imports (a task's own class imports if its module defines it at
+    module level)."""
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _traceback(exc: BaseException) -> str:
@@ -183,6 +202,25 @@ def _attempt_steps(claimed: Claimed) -> Any:
 
 
 _LEASE_CLEARED = {"lease_owner": "", "lease_expires_at": None}
+
+
+def _finished(job: Job, attempt: Attempt | None, status: JobStatus,
+              error: ErrorInfo | None = None) -> None:
+    """Send `job_finished` for a change this module just wrote, once it is committed.
+
+    The one place it is sent: every end of an attempt (succeed, fail, stop_cancelled,
+    release) and every other way into a final status (cancel of a job that was not
+    running) goes through here, whichever process wrote it (a worker, the reaper, an
+    operator). At once in autocommit, else at the commit of the caller's transaction
+    (the task's own, for an atomic task's success), so no receiver hears of a change
+    that was rolled back. A worker writes a failure inside the `except` block that
+    caught it, so the error is still the current exception when receivers run.
+    """
+    if not signals.job_finished.receivers:
+        return
+    exception = error.exception if error is not None else None
+    database.on_commit(lambda: signals.send(signals.job_finished, Job, job=job,
+                                            attempt=attempt, status=status, error=exception))
 
 
 # --- The clock that decides: jobs.core.clock -----------------------------------------
@@ -363,6 +401,7 @@ def succeed(claimed: Claimed, result: Any, *, now: datetime | None = None) -> No
         _closed(claimed.attempt, {"status": AttemptStatus.SUCCEEDED, "finished_at": now,
                                   "duration": now - claimed.attempt.started_at,
                                   "retry_at": None})
+    _finished(claimed.job, claimed.attempt, SUCCEED.target)
 
 
 # {now} and {duration}: as in the claim, the statement's own time on PostgreSQL,
@@ -463,6 +502,7 @@ def fail(
         step_id = _close_running_steps(claimed, error, now) or step_id
         _close_attempt(claimed.attempt, attempt_status, now, error, retry_at=retry_at,
                        step_id=step_id)
+        _finished(claimed.job, claimed.attempt, target, error)
     return target
 
 
@@ -495,10 +535,10 @@ def stop_cancelled(claimed: Claimed, *, now: datetime | None = None) -> None:
         if row is None:
             raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
         now = _datetime(row[0])
-        _close_attempt(
-            claimed.attempt, AttemptStatus.CANCELLED, now,
-            ErrorInfo("Cancelled", "cancelled at an operator's request"),
-        )
+        error = ErrorInfo.from_exception(JobCancelled("cancelled at an operator's request"),
+                                         with_traceback=False)
+        _close_attempt(claimed.attempt, AttemptStatus.CANCELLED, now, error)
+        _finished(claimed.job, claimed.attempt, STOP_CANCELLED.target, error)
 
 
 def release(claimed: Claimed, *, now: datetime | None = None) -> None:
@@ -515,15 +555,15 @@ def release(claimed: Claimed, *, now: datetime | None = None) -> None:
         if row is None:
             raise LostOwnership(f"job {claimed.job.pk} is no longer owned by this attempt")
         now = _datetime(row[0])
-        _close_attempt(
-            claimed.attempt, AttemptStatus.INTERRUPTED, now,
-            ErrorInfo("WorkerShutdown", "the worker shut down before the job finished; "
-                      "released for another worker"),
-        )
+        error = ErrorInfo.from_exception(
+            WorkerShutdown("the worker shut down before the job finished; released for "
+                           "another worker"), with_traceback=False)
+        _close_attempt(claimed.attempt, AttemptStatus.INTERRUPTED, now, error)
         # The interrupted step did not fail: it runs again, first thing, on the next attempt.
         _attempt_steps(claimed).filter(status=StepStatus.RUNNING).update(
             status=StepStatus.PENDING, started_at=None
         )
+        _finished(claimed.job, claimed.attempt, RELEASE.target, error)
 
 
 def renew_lease(
@@ -576,6 +616,11 @@ def cancel(job_ids: Iterable[UUID | str], *, now: datetime | None = None) -> Bul
             Job.objects.filter(
                 pk__in=running, status=S.RUNNING, cancel_requested_at__isnull=True
             ).update(cancel_requested_at=now)
+            if queued and signals.job_finished.receivers:
+                for job in Job.objects.filter(pk__in=queued).order_by("pk"):
+                    _finished(job, None, CANCEL.target, ErrorInfo.from_exception(
+                        JobCancelled("cancelled at an operator's request before it ran"),
+                        with_traceback=False))
         result.done += queued
         result.requested += running
         result.skipped += _rest(batch, queued + running)

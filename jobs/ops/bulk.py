@@ -18,10 +18,11 @@ of the committed batches, and the job ends cancelled.
 
 An operation ends on every end of its job (`settle`): succeeded (done), dead
 after its last attempt (failed, with why: the error, a timeout, a lost
-worker), cancelled, or its job gone. The worker's `job_finished` signal
-settles it at once (connected in `jobs.apps`); the paths that send no signal
-(the reaper in another process, a cancel of the job before it ran) are
-settled when the operation is next read (`report`, which every screen uses).
+worker), cancelled, or its job gone. The `job_finished` signal settles it at
+once (connected in `jobs.apps`), in whichever process ended the job (a worker,
+the reaper, an operator's cancel); an end this process did not hear of (the
+signal's receiver failed, the process died after the commit) is settled when
+the operation is next read (`report`, which every screen uses).
 Every status write is one UPDATE ... WHERE status = 'running', so of two
 processes settling the same operation exactly one wins.
 """

@@ -59,10 +59,11 @@ def _started(job: Job, attempt: Attempt, **_: Any) -> None:
         max((attempt.started_at - job.run_after).total_seconds(), 0.0))
 
 
-def _finished(job: Job, attempt: Attempt, status: str, **_: Any) -> None:
-    ATTEMPTS.labels(job.task_name, status).inc()
-    ATTEMPT_SECONDS.labels(job.task_name).observe(
-        max((timezone.now() - attempt.started_at).total_seconds(), 0.0))
+def _finished(job: Job, attempt: Attempt | None, status: str, **_: Any) -> None:
+    if attempt is not None:  # None: a job cancelled before it ran, which ended no attempt
+        ATTEMPTS.labels(job.task_name, status).inc()
+        ATTEMPT_SECONDS.labels(job.task_name).observe(
+            max((timezone.now() - attempt.started_at).total_seconds(), 0.0))
     if status in FINAL:
         FINISHED.labels(job.task_name, status).inc()
 

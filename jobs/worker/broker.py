@@ -10,7 +10,11 @@ first it simply expires, the job still truthfully `queued`.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from time import sleep
 from uuid import UUID
 
@@ -32,7 +36,7 @@ from jobs.exceptions import UnknownTaskError
 from jobs.models import Job, JobStatus
 from jobs.worker import connections, maintenance
 from jobs.worker.reservation import oldest_share, reservation_size, reserve
-from jobs.worker.runner import run_job
+from jobs.worker.runner import DRAIN_SIGNAL, run_job
 from jobs.worker.wakeup import Listener
 
 logger = logging.getLogger("jobs.broker")
@@ -96,6 +100,59 @@ def _task_timeout(task_name: str) -> int:
         return conf.get().default_timeout
 
 
+class _Stopping(Exception):  # noqa: N818 - not an error: the pusher's wait is over
+    """Raised into the pusher's idle wait by the cluster's drain signal."""
+
+
+class _PusherStop:
+    """The pusher's side of the cluster's shutdown (jobs/management/commands/qcluster.py).
+
+    The cluster's main process sends every process of the cluster DRAIN_SIGNAL first.
+    django-q2's pusher looks at its stop event only between two `dequeue` calls, and
+    an idle one waits up to JOBS['LISTEN_FALLBACK_SECONDS'] (1 s) for a notification:
+    that was most of an idle cluster's time to exit. Here the signal ends the wait at
+    once (raised into it, and only into it: nothing else the pusher does is cut
+    short), and every later `dequeue` reserves nothing, so no job is handed to the
+    draining workers.
+    """
+
+    requested = False
+    waiting = False  # in the idle wait, where the signal may raise
+    installed = False
+
+    def install(self) -> None:
+        """In the pusher: answer the drain signal, which its parent made it ignore. Only
+        in a cluster's process (the signal ignored) and its main thread."""
+        if self.installed or threading.current_thread() is not threading.main_thread():
+            return
+        self.installed = True
+        if signal.getsignal(DRAIN_SIGNAL) == signal.SIG_IGN:
+            signal.signal(DRAIN_SIGNAL, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.waiting:
+            self.waiting = False
+            raise _Stopping()
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """The idle wait: the drain signal ends it by raising _Stopping."""
+        if self.requested:
+            raise _Stopping()
+        self.waiting = True
+        try:
+            yield
+        finally:
+            self.waiting = False
+
+
+_stop = _PusherStop()
+# While stopping, how long `dequeue` waits before it answers nothing (django-q2's pusher
+# calls it in a loop until the sentinel tells it to stop).
+STOPPING_PAUSE = 0.01
+
+
 class JobTableBroker(Broker):
     """A django-q2 broker whose queue is the set of due rows in `jobs_job`.
 
@@ -143,8 +200,12 @@ class JobTableBroker(Broker):
             logger.debug("dequeue failed again (%s polls)", self._outage[1], exc_info=True)
 
     def dequeue(self):
+        if _stop.requested:
+            sleep(STOPPING_PAUSE)
+            return None
         if self.run_maintenance:
             maintenance.ensure_started()
+            _stop.install()
         try:
             if database.get_autocommit():
                 # Drop a connection the database closed (restart, failover) before use;
@@ -181,12 +242,20 @@ class JobTableBroker(Broker):
         may hand it over again: the claim gives it to one worker, the other's claim
         changes nothing (a statement lost now and then, on a cluster that was idle).
         """
-        if not Listener.available():
-            sleep(Conf.POLL)
+        try:
+            if not Listener.available():
+                with _stop.interruptible():
+                    sleep(Conf.POLL)
+                return []
+            if self._listener is None:
+                self._listener = Listener(self.queues)
+            with _stop.interruptible():
+                heard = self._listener.wait(Conf.POLL, limit=reservation_size())
+        except _Stopping:
+            # Cut short anywhere in the wait: the listening connection is not reused.
+            if self._listener is not None:
+                self._listener.close()
             return []
-        if self._listener is None:
-            self._listener = Listener(self.queues)
-        heard = self._listener.wait(Conf.POLL, limit=reservation_size())
         self._listener.woke_due()
         return [(UUID(pk), name) for pk, name in heard]
 

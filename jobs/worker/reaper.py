@@ -31,7 +31,7 @@ from jobs.core.clock import database_now
 from jobs.core.registry import get_task
 from jobs.core.retry import Backoff
 from jobs.core.transitions import Claimed, ErrorInfo
-from jobs.exceptions import LostOwnership, UnknownTaskError
+from jobs.exceptions import LostOwnership, UnknownTaskError, WorkerLost
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus
 from jobs.worker import sessions
 
@@ -92,12 +92,11 @@ def reap(job: Job, *, now: datetime | None = None) -> JobStatus | None:
     last_beat = job.heartbeat_at or (
         job.lease_expires_at - timedelta(seconds=conf.get().lease_seconds)
     )
-    error = ErrorInfo(
-        "WorkerLost",
+    error = ErrorInfo.from_exception(WorkerLost(
         f"worker {job.lease_owner or 'unknown'} stopped heartbeating at "
         f"{last_beat.isoformat(timespec='seconds')}; lease expired at "
         f"{job.lease_expires_at.isoformat(timespec='seconds')}",
-    )
+    ), with_traceback=False)
     try:
         status = transitions.fail(
             Claimed(job=job, attempt=attempt), error, retry_at=when,

@@ -114,11 +114,9 @@ def run_job(job_id: UUID | str) -> JobStatus | None:
         logger.debug("job %s not claimed: taken by another worker, not due, or gone", job_id)
         return None
     signals.send(signals.job_started, Job, job=claimed.job, attempt=claimed.attempt)
-    status = _run_claimed(claimed)
-    if status is not None:
-        signals.send(signals.job_finished, Job, job=claimed.job, attempt=claimed.attempt,
-                     status=status)
-    return status
+    # job_finished is sent by the transition that records the outcome (jobs.core.transitions),
+    # inside the `except` that caught a failure, so receivers see it as the current exception.
+    return _run_claimed(claimed)
 
 
 def _run_claimed(claimed: Claimed) -> JobStatus | None:

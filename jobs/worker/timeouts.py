@@ -2,8 +2,8 @@
 
 Main thread only: a POSIX interval timer (SIGALRM) raises into the task's
 frame, which is the one way to stop Python code that does not cooperate.
-The exceptions are BaseExceptions so a task's `except Exception` cannot
-swallow them.
+The exceptions (in jobs.exceptions, with every error the engine records) are
+BaseExceptions so a task's `except Exception` cannot swallow them.
 """
 
 from __future__ import annotations
@@ -16,18 +16,10 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.exceptions import JobTimeout, StepTimeout, WorkerInterrupted
 
-class JobTimeout(BaseException):
-    """The attempt overran its timeout. A BaseException so `except Exception` in
-    task code cannot swallow it."""
-
-
-class StepTimeout(JobTimeout):
-    """One step overran its own timeout."""
-
-
-class WorkerInterrupted(BaseException):
-    """The worker is shutting down and the grace period is over."""
+__all__ = ["Deadline", "JobTimeout", "StepTimeout", "WorkerInterrupted", "deadline", "fired",
+           "step_deadline"]
 
 
 @dataclass

@@ -43,8 +43,6 @@ MESSAGE = ("the refusal is the framework's exception type (TypeError); its messa
 ORDER = ("DBTaskResult's ordering; the order this package runs jobs in is the "
          "reservation's (priority with aging, then due time: "
          "tests/integration/test_priority_aging.py)")
-QUERY_COUNT = ("counts the backend's queries: get_result reads the job and its attempts "
-               "(two queries; errors and worker_ids come from the attempts)")
 RESULT_MESSAGE = ("an unstorable return value fails as the framework's TypeError with "
                   "the framework's message (normalize_json: 'Unsupported type'), as "
                   "ImmediateBackend's; django-tasks-db's message is json.dumps'")
@@ -52,9 +50,10 @@ SYNC_IN_ASYNC = ("calls the synchronous refresh() inside a coroutine: a result s
                  "the database is read from it, which Django refuses in an async context "
                  "(SynchronousOnlyOperation; arefresh() is the coroutine's way)")
 RELEASED_AT_SHUTDOWN = (
-    "a job interrupted by a cluster's shutdown is released (queued again, READY) for "
-    "another worker, not FAILED with SystemExit; besides, a second Ctrl-C does not "
-    "hasten the shutdown yet (gap second-ctrl-c)")
+    "a job interrupted by a cluster's shutdown (the second Ctrl-C) is released (queued "
+    "again, READY, its attempt `interrupted` with jobs.exceptions.WorkerShutdown) for "
+    "another worker, not FAILED with SystemExit; the second Ctrl-C itself ends the grace "
+    "period at once (tests/integration/test_shutdown.py)")
 WORKER_LOG = ("asserts db_worker's log lines; a cluster logs its own "
               "(tests/integration/test_cluster.py)")
 
@@ -86,7 +85,6 @@ SKIP: dict[str, str] = {
     f"{DB}test_unknown_id_function": ID_FUNCTION,
     f"{DB}test_postgres_db_id_function": ID_FUNCTION,
     f"{DB}test_postgres_id_function_expression": ID_FUNCTION,
-    f"{DB}test_get_result": QUERY_COUNT,
     f"{WORKER}test_complex_return_value": RESULT_MESSAGE,
     # django-tasks-db: DatabaseBackendWorkerTestCase
     f"{WORKER}test_doesnt_process_different_backend": NO_BACKEND_ALIAS,
@@ -113,44 +111,10 @@ SKIP: dict[str, str] = {
 }
 
 # --- Gaps: what the backend or the engine gets wrong --------------------------------
-RETRY_DEFAULT = "retry-default"
-STOP_LATENCY = "stop-latency"
-SECOND_CTRL_C = "second-ctrl-c"
-REFRESH_QUERIES = "refresh-queries"
+# None known: each gap named here once had its strict xfails below, removed with its fix.
+GAPS: dict[str, str] = {}
 
-GAPS: dict[str, str] = {
-    RETRY_DEFAULT: (
-        "a Django task is retried by default (JOBS max attempts, 3): after one failure "
-        "the result is READY (the job retrying, finished_at None) where the framework "
-        "reports FAILED after the one run that was asked for; backend-only "
-        "(jobs/backends.py _register), pending a decision"),
-    STOP_LATENCY: (
-        "qcluster exits 1.5-2.5 s after SIGTERM or SIGINT even when idle or when its "
-        "job has just ended (django-q2's processes poll their stop event, the sentinel "
-        "waits for the monitor, the master then exits); db_worker exits within 0.5 s "
-        "idle and within 2 s of a signal during a 2 s task; engine (qcluster)"),
-    SECOND_CTRL_C: (
-        "a second SIGINT does not hasten the shutdown: qcluster waits out the grace "
-        "period (25 s) before it interrupts the running job, which is then released "
-        "(queued again); db_worker exits within 2 s of the second Ctrl-C; engine "
-        "(qcluster). No ported test can flip on it alone: test_repeat_ctrl_c also "
-        "expects the job FAILED, where this package releases it (SKIP)"),
-    REFRESH_QUERIES: (
-        "refresh() (get_result) reads the job and its attempts in two queries; "
-        "django-tasks-db's reads one row; backend-only (one query joining the attempts)"),
-}
-
-XFAIL: dict[str, tuple[str, ...]] = {
-    f"{DB}test_refresh_result": (REFRESH_QUERIES,),
-    f"{WORKER}test_batch_processes_all_tasks": (RETRY_DEFAULT,),
-    f"{WORKER}test_failing_task": (RETRY_DEFAULT,),
-    f"{WORKER}test_complex_exception": (RETRY_DEFAULT,),
-    f"{WORKER}test_worker_doesnt_exit_on_failure": (RETRY_DEFAULT,),
-    f"{PROCESS}test_interrupt_no_tasks": (STOP_LATENCY,),
-    f"{PROCESS}test_interrupt_signals": (STOP_LATENCY,),
-    f"{PROCESS}test_system_exit_task": (RETRY_DEFAULT, STOP_LATENCY),
-    f"{PROCESS}test_keyboard_interrupt_task": (RETRY_DEFAULT, STOP_LATENCY),
-}
+XFAIL: dict[str, tuple[str, ...]] = {}
 
 
 # Which Django each suite is for: the backport's on 5.2 (where the backend is built on
@@ -173,13 +137,10 @@ SINCE: dict[str, tuple[tuple[int, int], str]] = {
 }
 
 
-# Strict xfails but these: tests bound by a timing the gap makes borderline, which pass
+# Strict xfails but these: tests bound by a timing a gap makes borderline, which pass
 # now and then (an xfail strict there would fail the run by chance); each one's
 # subTest cases are then reported one by one, XPASS or XFAIL.
-NOT_STRICT: dict[str, str] = {
-    f"{PROCESS}test_interrupt_signals": (
-        "the stop after a 2 s task fits in upstream's 2 s some runs and not others"),
-}
+NOT_STRICT: dict[str, str] = {}
 
 
 def skip_case(testcase: object, case: str) -> None:

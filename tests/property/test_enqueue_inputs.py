@@ -1,6 +1,7 @@
 """Hostile input at the front door (issue 21): `jobs.enqueue()` (arguments and every
-option), Django's standard task API (`Task.using(...).enqueue(...)` through
-jobs.backends) and `@task(...)` registration.
+option), `jobs.core.enqueue.enqueue_call` (a call given as data), Django's standard
+task API (`Task.using(...).enqueue(...)` through jobs.backends, where any keyword is
+the task's) and `@task(...)` registration.
 
 The property, for every generated call: either what was given comes back exactly
 (the Job row read back with Job.objects.get: same JSON types all the way down, 1 is
@@ -293,9 +294,15 @@ def test_enqueue_options_are_kept_or_refused_naming_the_option(
         assert str(refused).split()[0] in broken, (refused, broken)
 
 
+# Django's API keeps a task's arguments apart from its job's options: any keyword name,
+# job options' included, is the task's own (jobs.backends).
+any_keywords = st.dictionaries(st.one_of(st.sampled_from(OPTIONS), hs.nasty_text), arguments,
+                               max_size=3)
+
+
 @given(
     args=st.lists(arguments, max_size=2),
-    kwargs=keywords,
+    kwargs=any_keywords,
     priority=st.one_of(st.none(), st.integers(-101, 101), hs.option_values),
     queue_name=st.one_of(st.none(), hs.queue_names, hs.option_values),
     run_after=st.one_of(st.none(), hs.datetimes, hs.option_values),
@@ -306,6 +313,8 @@ def test_enqueue_options_are_kept_or_refused_naming_the_option(
 @example(args=[], kwargs={}, priority=math.nan, queue_name=None, run_after=None)
 @example(args=[], kwargs={}, priority=1.0, queue_name=None, run_after="tomorrow")
 @example(args=[], kwargs={}, priority=None, queue_name=5, run_after=None)
+@example(args=[], kwargs={"queue": " padded", "priority": 1e16, "max_attempts": 0},
+         priority=None, queue_name=None, run_after=None)
 def test_django_tasks_enqueue_keeps_or_refuses_the_same_way(
         args, kwargs, priority, queue_name, run_after):
     """Task.using(...).enqueue(...) through jobs.backends: Django's InvalidTaskError for
@@ -333,6 +342,7 @@ def test_django_tasks_enqueue_keeps_or_refuses_the_same_way(
             assert same(stored.args, args) and same(stored.kwargs, kwargs)
             assert stored.queue == (queue_name if queue_name is not None else "default")
             assert stored.priority == (priority if priority is not None else 0)
+            assert stored.max_attempts == 1  # the backend's, whatever the keywords say
             if run_after is not None:  # a time already past means "now"
                 assert stored.run_after == max(run_after, stored.created_at)
     if refused is not None:
@@ -441,3 +451,110 @@ def test_task_registration_keeps_options_or_refuses_naming_them(
         assert type(registered.priority) is int
         assert registered.steps == tuple(steps)
         assert registered.atomic is (not steps if atomic is None else atomic)
+
+
+# --- enqueue_call: a call held as data (issue 23) -------------------------------------
+
+not_a_list = st.one_of(st.none(), st.integers(), hs.nasty_text, st.dictionaries(
+    st.text(max_size=3), st.integers(), max_size=2), st.sets(st.integers(), max_size=2))
+not_str_keys = st.dictionaries(st.one_of(st.integers(), st.none(), st.tuples(st.integers()),
+                                         st.booleans()), st.integers(), min_size=1, max_size=2)
+
+
+@given(
+    args=st.one_of(st.lists(arguments, max_size=2),
+                   st.lists(arguments, max_size=2).map(tuple), not_a_list),
+    kwargs=st.one_of(any_keywords, not_str_keys,
+                     st.dictionaries(st.one_of(hs.nasty_text, st.integers()), st.integers(),
+                                     max_size=3),
+                     st.lists(st.integers(), max_size=2), hs.nasty_text, st.none()),
+)
+@example(args=(1, "a"), kwargs={"queue": "q", "priority": 5})
+@example(args="ab", kwargs={})
+@example(args=[], kwargs={1: "int key"})
+@example(args=[], kwargs=[("a", 1)])
+def test_enqueue_call_keeps_a_call_given_as_data_or_refuses_it(args, kwargs):
+    """`enqueue_call(task, args, kwargs)`: a list or tuple and a dict with str keys,
+    kept exactly (every key the task's, job options' names included), or
+    InvalidJobArguments naming what is wrong."""
+    from jobs.core.enqueue import enqueue_call
+
+    shape_ok = isinstance(args, (list, tuple)) and isinstance(kwargs, dict) and all(
+        isinstance(k, str) for k in kwargs)
+    verdict = arguments_verdict(list(args), kwargs) if shape_ok else REFUSED
+    with callers_transaction():
+        job, refused = outcome(lambda: enqueue_call(echo, args, kwargs), JobsError)
+        if refused is None:
+            stored = Job.objects.get(pk=job.pk)
+            assert verdict != REFUSED, (args, kwargs)
+            assert same(stored.args, list(args)) and same(stored.kwargs, kwargs)
+            # No keyword became an option: the job's are echo's defaults.
+            assert (stored.queue, stored.priority, stored.max_attempts,
+                    stored.idempotency_key) == ("default", 0, DEFAULT_MAX_ATTEMPTS, None)
+    if refused is not None:
+        assert isinstance(refused, InvalidJobArguments), refused
+        assert verdict != KEPT, refused
+        if not shape_ok:
+            assert re.match(r"(args|kwargs)( keys)? must be", str(refused)), refused
+        else:
+            assert re.search(ARGUMENT_RULES, str(refused)), refused
+
+
+# Not "self": Django's own Task.enqueue(self, *args, **kwargs) takes that name first.
+keyword_names = st.one_of(
+    st.sampled_from([*OPTIONS, "args", "kwargs", "context", "task", "backend",
+                     "queue_name", "takes_context", "func"]),
+    hs.plain_text.filter(lambda name: name != "self"),
+)
+
+
+@given(kwargs=st.dictionaries(keyword_names, st.one_of(st.integers(-5, 5), hs.plain_text),
+                              max_size=4))
+@example(kwargs={name: i for i, name in enumerate(OPTIONS)})
+def test_any_keyword_name_reaches_the_task_through_djangos_api(kwargs):
+    """Any keyword argument, named like a job option or not, is the task's: stored as
+    given, handed to the task by the worker, and shown by the result; the job's
+    options stay the task's and the backend's."""
+    from jobs.worker.runner import run_job
+    from tests.framework import TaskResultStatus, default_task_backend
+    from tests.testapp.standard_tasks import keywords as echo_keywords
+
+    with callers_transaction():
+        result = echo_keywords.enqueue(**kwargs)
+        assert result.kwargs == kwargs
+        job = Job.objects.get(pk=result.id)
+        assert (job.queue, job.priority, job.max_attempts, job.idempotency_key,
+                job.enqueued_by_id, job.run_after) == ("default", 0, 1, None, None,
+                                                       job.created_at)
+        run_job(result.id)
+        done = default_task_backend.get_result(result.id)
+        assert done.status == TaskResultStatus.SUCCESSFUL, done.errors
+        assert done.kwargs == kwargs and done.return_value == kwargs
+
+
+@given(options=st.one_of(
+    st.fixed_dictionaries({"MAX_ATTEMPTS": st.one_of(st.integers(-2, 1002), hs.option_values)}),
+    st.dictionaries(st.one_of(st.sampled_from(["MAX_ATTEMPTS", "max_attempts", "QUEUES"]),
+                              hs.nasty_text), st.integers(1, 3), max_size=2),
+    hs.option_values,
+))
+@example(options={"MAX_ATTEMPTS": True})
+@example(options={"MAX_ATTEMPTS": 1000})
+@example(options={"MAX_ATTEMPTS": 1.0})
+def test_the_backends_options_are_kept_or_refused_naming_the_setting(options):
+    """TASKS[alias]['OPTIONS'] of jobs.backends.JobsBackend: a dict whose only key is
+    MAX_ATTEMPTS, an int (not a bool) from 1 to 1000; anything else refused when the
+    backend is built, with InvalidJobOption naming the setting."""
+    from jobs.backends import JobsBackend
+
+    value = options.get("MAX_ATTEMPTS", 1) if isinstance(options, dict) else None
+    fine = (isinstance(options, dict) and set(options) <= {"MAX_ATTEMPTS"}
+            and _int_in(value, 1, 1000))
+    try:
+        backend = JobsBackend("x", {"QUEUES": [], "OPTIONS": options})
+    except InvalidJobOption as exc:
+        assert not fine, exc
+        assert str(exc).startswith("TASKS['x']['OPTIONS']"), exc
+    else:
+        assert fine, options
+        assert backend.max_attempts == value

@@ -52,3 +52,27 @@ def keywords(**kwargs) -> dict:
 @task(max_attempts=1)
 def returns_a_function():
     return len
+
+
+@task()
+def fails_once_asked() -> None:
+    """Declared without max_attempts: one attempt, as the framework means it."""
+    raise ValueError("no retries were asked for")
+
+
+@task()
+def takes_job_option_names(priority: int, queue: str = "", run_after: str = "") -> dict:
+    """Parameters named like job options: the task's own, never the job's."""
+    return {"priority": priority, "queue": queue, "run_after": run_after}
+
+
+@task(takes_context=True)
+def stops_when_cancelled(context) -> None:
+    """Runs until an operator's cancel reaches it (jobs' safe point)."""
+    import time
+
+    from jobs import current_job
+
+    for _ in range(200):
+        current_job().raise_if_cancelled()
+        time.sleep(0.05)

@@ -271,3 +271,11 @@ def _report_then_wait() -> int:
 def progress_then_wait() -> int:
     """Reports progress, then waits inside its step until the test has looked."""
     return current_job().step("wait", _report_then_wait)
+
+
+@task(name="tests.raises", max_attempts=1)
+def raises(class_path: str) -> None:
+    """Fails with the exception class at `class_path` (one the engine itself raises)."""
+    from django.utils.module_loading import import_string
+
+    raise import_string(class_path)("raised on purpose")

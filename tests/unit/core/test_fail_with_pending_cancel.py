@@ -127,5 +127,5 @@ class TestReaper:
         job.refresh_from_db()
         assert job.status == S.CANCELLED
         a = job.attempts.get()
-        assert a.status == AttemptStatus.LOST and a.error_class == "WorkerLost"
+        assert a.status == AttemptStatus.LOST and a.error_class == "jobs.exceptions.WorkerLost"
         assert a.retry_at is None

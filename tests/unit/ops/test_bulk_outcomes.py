@@ -66,7 +66,8 @@ def test_a_job_that_succeeds_leaves_the_operation_done():
     assert not OperationTarget.objects.filter(operation=row).exists()
 
 
-def test_an_error_on_the_last_attempt_leaves_it_failed_with_the_error(monkeypatch):
+def test_an_error_on_the_last_attempt_leaves_it_failed_with_the_error(
+        monkeypatch, django_capture_on_commit_callbacks):
     row = operation(2)
     last_attempt(row)
 
@@ -74,7 +75,9 @@ def test_an_error_on_the_last_attempt_leaves_it_failed_with_the_error(monkeypatc
         raise RuntimeError("database gone")
 
     monkeypatch.setattr(bulk, "run", broken)
-    assert run_job(row.job_id) == S.DEAD
+    # job_finished is sent once the outcome commits: here, the test's transaction
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_job(row.job_id) == S.DEAD
     row = in_db(row)  # written by the job_finished receiver, not by a read
     assert row.status == OS.FAILED and row.finished_at
     assert "RuntimeError" in row.error and "database gone" in row.error
@@ -88,7 +91,8 @@ def test_an_error_with_attempts_left_keeps_it_running_for_the_retry(monkeypatch)
     assert in_db(row).status == OS.RUNNING
 
 
-def test_a_timeout_on_the_last_attempt_leaves_it_failed_saying_so(monkeypatch):
+def test_a_timeout_on_the_last_attempt_leaves_it_failed_saying_so(
+        monkeypatch, django_capture_on_commit_callbacks):
     row = operation(2)
     last_attempt(row)
 
@@ -96,7 +100,8 @@ def test_a_timeout_on_the_last_attempt_leaves_it_failed_saying_so(monkeypatch):
         raise JobTimeout("deadline")
 
     monkeypatch.setattr(bulk, "run", slow)
-    assert run_job(row.job_id) == S.DEAD
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_job(row.job_id) == S.DEAD
     row = in_db(row)
     assert row.status == OS.FAILED and row.error.startswith(bulk.TIMED_OUT)
 
@@ -104,7 +109,7 @@ def test_a_timeout_on_the_last_attempt_leaves_it_failed_saying_so(monkeypatch):
 def test_a_reaped_job_leaves_it_failed_saying_the_worker_was_lost():
     row = operation(2)
     last_attempt(row)
-    reap(row)  # no job_finished in this process: settled when read
+    reap(row)  # job_finished waits for the test's transaction to commit: settled when read
     assert Job.objects.get(pk=row.job_id).status == S.DEAD
     text = bulk.report(in_db(row))
     assert text.startswith("Stopped by an error after 0 of 2: requeued 0, skipped 0.")

@@ -34,7 +34,7 @@ def test_expired_lease_is_retried_and_the_attempt_closed_as_lost():
     job.refresh_from_db()
     assert job.status == S.RETRYING and job.lease_owner == ""
     a = job.attempts.get()
-    assert a.status == AttemptStatus.LOST and a.error_class == "WorkerLost"
+    assert a.status == AttemptStatus.LOST and a.error_class == "jobs.exceptions.WorkerLost"
     assert a.error_message.startswith("worker box:777 stopped heartbeating at ")
     assert a.finished_at is not None
 
@@ -45,7 +45,7 @@ def test_out_of_attempts_goes_dead_with_a_dead_letter():
     expire(job)
     assert reaper.sweep().dead == [job.pk]
     assert Job.objects.get(pk=job.pk).status == S.DEAD
-    assert DeadLetter.objects.get(job=job).error_class == "WorkerLost"
+    assert DeadLetter.objects.get(job=job).error_class == "jobs.exceptions.WorkerLost"
 
 
 def test_a_live_lease_is_left_alone_however_old_the_job():

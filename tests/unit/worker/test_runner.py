@@ -225,7 +225,7 @@ def test_a_reaped_attempt_stops_at_its_next_safe_point_and_writes_nothing(settin
         row = Job.objects.get(pk=job.pk)
         attempt = Attempt.objects.get(job_id=job.pk, number=row.last_attempt_number)
         transitions.fail(transitions.Claimed(job=row, attempt=attempt),
-                         transitions.ErrorInfo("WorkerLost", "simulated"),
+                         transitions.ErrorInfo("jobs.exceptions.WorkerLost", "simulated"),
                          retry_at=timezone.now() + timedelta(hours=1),
                          attempt_status=AttemptStatus.LOST)
         connection.close()
