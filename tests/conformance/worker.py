@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from django.db.models.functions import Now
 
 from jobs.models import Job, JobStatus
-from jobs.worker.broker import reserve_due
+from jobs.worker.reservation import reserve_due
 from jobs.worker.runner import run_job
 from tests.cluster import ClusterProcess, wait_for
 
