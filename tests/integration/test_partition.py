@@ -114,7 +114,7 @@ def test_a_cut_off_cluster_holds_the_other_up_no_longer_than_the_bound(
         assert job.result["did"] and job.result["attempt"] > 1, job.result
         first = Attempt.objects.get(job=job, number=1)
         assert first.status == AttemptStatus.LOST, (first.status, first.error_message)
-        assert first.error_class == "WorkerLost"
+        assert first.error_class == "jobs.exceptions.WorkerLost"
         last = Attempt.objects.get(job=job, number=job.last_attempt_number)
         assert last.status == AttemptStatus.SUCCEEDED
         assert Effect.objects.filter(key=key).count() == 1
