@@ -1,11 +1,12 @@
-# Two commands a user needs: `make run` (the embedded demo) and `make test` (the whole suite).
+# Two commands a user needs: `make run` (the embedded demo) and `make test` (the whole suite,
+# and beside it the other supported Django/Python combinations: scripts/matrix.sh).
 # Each installs what it needs into .venv first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-peers clean
+.PHONY: run test matrix lint bench bench-peers clean
 
 # The demo's port: make run PORT=8001
 PORT ?= 8000
@@ -13,7 +14,7 @@ PORT ?= 8000
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,tasks]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -25,7 +26,12 @@ test: $(STAMP)
 	sh scripts/ensure-package.sh /usr/sbin/pgbouncer pgbouncer
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	bash scripts/matrix.sh --beside $(PY) -m pytest
+
+# The other supported Django/Python combinations alone (scripts/matrix.sh; `make test` runs
+# them beside the whole suite): make matrix LEGS="6.1/3.13 5.2/3.12"
+matrix:
+	bash scripts/matrix.sh $(LEGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -49,4 +55,4 @@ bench-peers: $(STAMP) $(PEERS_STAMP)
 	$(PEERS_VENV)/bin/python bench/peers/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 test_db.sqlite3 test-artifacts
+	rm -rf $(VENV) .venvs db.sqlite3 test_db.sqlite3 test-artifacts

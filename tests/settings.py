@@ -1,6 +1,7 @@
 """The suite's settings: the project's, plus the test-only app (models and tasks)."""
 
 import copy
+import os
 from importlib.util import find_spec
 
 from config.settings import *  # noqa: F403
@@ -18,6 +19,11 @@ def _another_database(suffix: str) -> dict:
         db["TEST"]["NAME"] = f"{db['TEST']['NAME']}_{suffix}"
     return db
 
+
+# TEST_DATABASE_NAME names the test database (Django's default: "test_" + NAME), so runs side
+# by side on one server (scripts/matrix.sh) each have their own under a name of their choosing.
+if os.environ.get("TEST_DATABASE_NAME"):
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["TEST_DATABASE_NAME"]
 
 # tests/integration/test_database_alias.py: a replica that lags (migrated, empty), read
 # through tests.routers.PrimaryReplicaRouter, and a database of the engine's own.

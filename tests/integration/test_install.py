@@ -2,14 +2,23 @@
 README's "Add it to your project" word for word: the section's code blocks are read from
 README.md and applied as written, so a wrong README fails this test.
 
-Build the wheel (from a clean copy of the source, so no stale `build/` leaks into it) and
-check it holds exactly the apps' files; make a fresh virtualenv and install the wheel there
-(its dependencies come from the package index); start a project; apply the section (shell
-lines run, file blocks appended or created); `check`; start the README's `qcluster` and
-`runserver`; wait until the job the README enqueues has succeeded; then load the admin,
-the dashboard and the status API as a superuser, and find the dashboard's static files.
+Build the wheel once (from a clean copy of the source, so no stale `build/` leaks into it)
+and check it holds exactly the apps' files. Then, for each supported combination below:
+make a fresh virtualenv with its Python and install the wheel there (its dependencies,
+Django among them, come from the package index); start a project; apply the sections
+(shell lines run, file blocks appended or created); `check`; start the README's
+`qcluster` and `runserver`; wait until every job the README enqueues has succeeded, and
+run what the README runs once it has (reading a result by its id: the output must be what
+the README says it prints); then load the admin, the dashboard and the status API as a
+superuser, and find the dashboard's static files.
 
-Nothing here is skipped: a missing tool (venv, pip, the package index) fails the test.
+- Django 5.2 on this interpreter (the project's own .venv): "Add it to your project".
+- Django 6.1 on pyenv's Python 3.13 (newest Django that Python gets): that section, then
+  "Or with Django's standard task API" (a task declared with django.tasks, enqueued,
+  run by the cluster, its result read back through the framework).
+
+Nothing here is skipped: a missing tool (venv, pip, pyenv's Python, the package index)
+fails the test.
 """
 
 from __future__ import annotations
@@ -34,6 +43,14 @@ from tests.cluster import ROOT, wait_for
 
 pytestmark = pytest.mark.slow
 SECTION = "## Add it to your project"
+STANDARD_API = "### Or with Django's standard task API"
+# Each case: the Django the README's `pip install` must bring, the Python of the new
+# project's virtualenv (None: this one), and the README sections it follows, in order.
+CASES = [
+    pytest.param("5.2", None, (SECTION,),
+                 id=f"django5.2-py{sys.version_info[0]}.{sys.version_info[1]}"),
+    pytest.param("6.1", "3.13", (SECTION, STANDARD_API), id="django6.1-py3.13"),
+]
 APPS = ("jobs", "dashboard")
 SERVERS = ("python manage.py runserver", "python manage.py qcluster")
 # The file blocks' first line: `# path — action` (Python) or `{# path — action #}` (templates).
@@ -48,12 +65,23 @@ COPY_IGNORE = shutil.ignore_patterns(".*", "__pycache__", "*.pyc", "build", "dis
                                      "test-artifacts", "*.sqlite3*", "node_modules")
 
 
-def readme_section() -> str:
+def readme_section(heading: str) -> str:
+    """The README from `heading` to the next heading of its level or above."""
     text = (ROOT / "README.md").read_text()
-    assert SECTION in text, f"README.md has no {SECTION!r} section"
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end != -1 else len(text)]
+    assert heading in text, f"README.md has no {heading!r} section"
+    start = text.index(heading)
+    level = len(heading.split()[0])
+    end = re.compile(rf"^#{{2,{level}}} ", flags=re.M).search(text, start + 1)
+    return text[start:end.start() if end else len(text)]
+
+
+def pyenv_python(version: str) -> Path:
+    """The newest pyenv build of Python `version` (X.Y)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    builds = [p for p in root.glob(f"versions/{version}.*/bin/python")
+              if re.fullmatch(rf"{re.escape(version)}\.\d+", p.parent.parent.name)]
+    assert builds, f"no Python {version} under {root}/versions (pyenv install {version})"
+    return max(builds, key=lambda p: int(p.parent.parent.name.rsplit(".", 1)[1]))
 
 
 def readme_blocks(section: str) -> list[tuple[str, str]]:
@@ -120,81 +148,103 @@ class Background:
         self._log.close()
 
 
-def test_the_readme_installs_the_apps_into_a_new_project(tmp_path):
-    started = time.monotonic()
-    timings: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        timings[name] = round(time.monotonic() - started, 1)
-
-    # The README first: a section this test cannot follow fails before anything is built.
-    section = readme_section()
-    blocks = readme_blocks(section)
-    assert blocks, "the README has no code in its install section"
-    urls_block = next((text for _, text in blocks if text.startswith("# mysite/urls.py")), "")
-    prefixes = dict((module, prefix) for prefix, module in re.findall(
-        r'path\("([^"]*)", include\("(dashboard\.(?:api_)?urls)"\)\)', urls_block))
-    assert set(prefixes) == {"dashboard.urls", "dashboard.api_urls"}, (
-        f"the README's mysite/urls.py block must include dashboard.urls and "
-        f"dashboard.api_urls:\n{urls_block}")
-
-    # The wheel, built from a clean copy of the source: a stale build/lib would ship too.
-    src, dist, venv, home = (tmp_path / d for d in ("src", "dist", "venv", "site"))
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel, built from a clean copy of the source: a stale build/lib would ship too."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src, dist = tmp / "src", tmp / "dist"
     shutil.copytree(ROOT, src, ignore=COPY_IGNORE)
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, src,
-        cwd=tmp_path)
-    (wheel,) = dist.glob("truthful_jobs-*.whl")
-    listing = run(sys.executable, "-m", "zipfile", "-l", wheel, cwd=tmp_path)
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, src, cwd=tmp)
+    (built,) = dist.glob("truthful_jobs-*.whl")
+    return built
+
+
+def test_the_wheel_holds_exactly_the_apps_files(wheel):
+    listing = run(sys.executable, "-m", "zipfile", "-l", wheel, cwd=wheel.parent)
     shipped = {line.split()[0] for line in listing.splitlines()[1:] if line.strip()}
     shipped_files = {f for f in shipped if not f.split("/")[0].endswith(".dist-info")}
     expected = app_files()
     assert shipped_files == expected, (
         f"the wheel must hold exactly the files of {APPS}; missing: "
         f"{sorted(expected - shipped_files)}, extra: {sorted(shipped_files - expected)}")
-    lap("wheel")
 
-    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
+
+@pytest.mark.parametrize(("django", "python_version", "headings"), CASES)
+def test_the_readme_installs_the_apps_into_a_new_project(tmp_path, wheel, django,
+                                                         python_version, headings):
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.monotonic() - started, 1)
+
+    # The README first: a section this test cannot follow fails before anything is made.
+    sections = [readme_section(heading) for heading in headings]
+    blocks = [readme_blocks(section) for section in sections]
+    assert all(blocks), f"a section of {headings} has no code"
+    urls_block = next((text for _, text in blocks[0] if text.startswith("# mysite/urls.py")), "")
+    prefixes = dict((module, prefix) for prefix, module in re.findall(
+        r'path\("([^"]*)", include\("(dashboard\.(?:api_)?urls)"\)\)', urls_block))
+    assert set(prefixes) == {"dashboard.urls", "dashboard.api_urls"}, (
+        f"the README's mysite/urls.py block must include dashboard.urls and "
+        f"dashboard.api_urls:\n{urls_block}")
+
+    venv, home = tmp_path / "venv", tmp_path / "site"
+    run(pyenv_python(python_version) if python_version else sys.executable, "-m", "venv", venv,
+        cwd=tmp_path)
     python = venv / "bin" / "python"
     home.mkdir()
     lap("venv")
 
-    # Follow the section, block by block.
+    # Follow the sections, block by block. Each enqueues one job and prints its id; a
+    # line with `<id>` in it runs once that job has succeeded, on its id.
     servers: list[str] = []
-    job_ids: list[str] = []
-    for lang, text in blocks:
-        if lang == "sh":
-            for line in filter(None, (ln.strip() for ln in text.splitlines())):
-                if line.startswith(SERVERS):
-                    servers.append(line)  # started below, once every step before has run
-                elif line == "pip install truthful-jobs":
-                    run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        wheel, cwd=home, timeout=600)
-                    lap("pip install")
-                    run(venv / "bin" / "django-admin", "startproject", "mysite", ".", cwd=home)
-                elif line == "python manage.py createsuperuser":  # interactive: answer by env
-                    run(python, "manage.py", "createsuperuser", "--noinput", cwd=home,
-                        env=SUPERUSER)
-                elif line.startswith("python manage.py "):
-                    out = run(python, *shlex.split(line)[1:], cwd=home)
-                    job_ids += UUID.findall(out)
-                else:
-                    raise AssertionError(f"the README asks for a command this test "
-                                         f"does not know how to follow: {line!r}")
-        else:
-            first = text.splitlines()[0]
-            match = FILE_LINE.match(first)
-            assert match, f"a {lang} block must name its file and action: {first!r}"
-            target = home / match.group(1)
-            if match.group(2) == "create":
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
+    job_ids: list[list[str]] = [[] for _ in sections]
+    afterwards: list[tuple[int, str]] = []
+    for n, section_blocks in enumerate(blocks):
+        for lang, text in section_blocks:
+            if lang == "sh":
+                for line in filter(None, (ln.strip() for ln in text.splitlines())):
+                    if line.startswith(SERVERS):
+                        servers.append(line)  # started below, once every step before has run
+                    elif "<id>" in line:
+                        afterwards.append((n, line))
+                    elif line == "pip install truthful-jobs":
+                        run(python, "-m", "pip", "install", "--quiet",
+                            "--disable-pip-version-check", wheel, cwd=home, timeout=600)
+                        lap("pip install")
+                        installed = run(python, "-c", "import django; print(django.get_version())",
+                                        cwd=home).strip()
+                        assert installed.startswith(f"{django}."), (
+                            f"pip brought Django {installed} to this Python, not {django}")
+                        run(venv / "bin" / "django-admin", "startproject", "mysite", ".",
+                            cwd=home)
+                    elif line == "python manage.py createsuperuser":  # interactive: by env
+                        run(python, "manage.py", "createsuperuser", "--noinput", cwd=home,
+                            env=SUPERUSER)
+                    elif line.startswith("python manage.py "):
+                        out = run(python, *shlex.split(line)[1:], cwd=home)
+                        job_ids[n] += UUID.findall(out)
+                    else:
+                        raise AssertionError(f"the README asks for a command this test "
+                                             f"does not know how to follow: {line!r}")
             else:
-                assert target.exists(), f"the README adds to {target.name}, which is not there"
-                target.write_text(target.read_text() + "\n" + text)
+                first = text.splitlines()[0]
+                match = FILE_LINE.match(first)
+                assert match, f"a {lang} block must name its file and action: {first!r}"
+                target = home / match.group(1)
+                if match.group(2) == "create":
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(text)
+                else:
+                    assert target.exists(), f"the README adds to {target.name}, which is not there"
+                    target.write_text(target.read_text() + "\n" + text)
     lap("README applied")
     assert sorted(servers) == sorted(SERVERS), servers
-    assert len(job_ids) == 1, f"the README should enqueue one job and print its id: {job_ids}"
-    job_id = str(uuid.UUID(job_ids[0]))
+    assert all(len(ids) == 1 for ids in job_ids), (
+        f"each section should enqueue one job and print its id: {job_ids}")
+    ids = [str(uuid.UUID(found[0])) for found in job_ids]
+    job_id = ids[0]
     run(python, "manage.py", "check", cwd=home)
     # "jobs" before "django_q": else django-q2's own qcluster runs, without our shutdown.
     qcluster_from = run(python, "manage.py", "shell", "-c",
@@ -202,20 +252,23 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path):
                         "print(get_commands()['qcluster'])", cwd=home).split()[-1]
     assert qcluster_from == "jobs", f"manage.py qcluster comes from {qcluster_from!r}"
 
-    def job_row() -> tuple[str, str] | None:
+    def job_row(pk: str) -> tuple[str, str] | None:
         with sqlite3.connect(home / "db.sqlite3", timeout=5) as db:
             return db.execute("SELECT status, task_name FROM jobs_job WHERE id = ?",
-                              [uuid.UUID(job_id).hex]).fetchone()
+                              [uuid.UUID(pk).hex]).fetchone()
 
-    assert job_row() is not None, f"job {job_id} is not in the new project's database"
+    for pk in ids:
+        assert job_row(pk) is not None, f"job {pk} is not in the new project's database"
     port = free_port()
     cluster = Background([str(python), "manage.py", "qcluster"], home, tmp_path / "qcluster.log")
     web = Background([str(python), "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
                      home, tmp_path / "runserver.log")
     try:
-        succeeded = wait_for(lambda: job_row()[0] == "succeeded", timeout=60, interval=0.3)
-        assert succeeded, f"job {job_row()} after 60 s; qcluster said:\n{cluster.log()[-4000:]}"
-        lap("job succeeded")
+        succeeded = wait_for(lambda: all(job_row(pk)[0] == "succeeded" for pk in ids),
+                             timeout=60, interval=0.3)
+        assert succeeded, (f"jobs {[job_row(pk) for pk in ids]} after 60 s; qcluster said:\n"
+                           f"{cluster.log()[-4000:]}")
+        lap("jobs succeeded")
 
         def login_page() -> int:
             try:
@@ -230,7 +283,15 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path):
         web.stop()
     lap("servers stopped")
 
-    task_name = job_row()[1]
+    # What the README runs once the job has run, and what it says that prints.
+    for n, line in afterwards:
+        out = run(python, *shlex.split(line.replace("<id>", ids[n]))[1:], cwd=home)
+        promised = re.search(r"prints\s+`([^`]+)`", sections[n])
+        assert promised, f"the README does not say what {line!r} prints"
+        # The last line: Django 6's shell first says what it imported automatically.
+        assert out.strip().splitlines()[-1] == " ".join(promised.group(1).split()), (line, out)
+
+    task_name = job_row(job_id)[1]
     script = (PAGES.replace("JOB_ID", job_id).replace("TASK_NAME", task_name)
               .replace("USERNAME", SUPERUSER["DJANGO_SUPERUSER_USERNAME"])
               .replace("DASHBOARD/", "/" + prefixes["dashboard.urls"])
@@ -238,6 +299,7 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path):
     pages = run(python, "manage.py", "shell", "-c", script, cwd=home)
     assert "ALL PAGES OK" in pages, pages
 
+    expected = app_files()
     for static in sorted(f for f in expected if f.startswith("dashboard/static/")):
         name = static.removeprefix("dashboard/static/")
         found = run(python, "manage.py", "findstatic", name, cwd=home)
