@@ -1,5 +1,5 @@
-# Two commands a user needs: `make run` (the embedded demo) and `make test` (the whole suite).
-# `make matrix` runs the other supported Django/Python combinations (scripts/matrix.sh).
+# Two commands a user needs: `make run` (the embedded demo) and `make test` (the whole suite,
+# and beside it the other supported Django/Python combinations: scripts/matrix.sh).
 # Each installs what it needs into .venv first.
 PYTHON ?= python3
 VENV := .venv
@@ -26,10 +26,10 @@ test: $(STAMP)
 	sh scripts/ensure-package.sh /usr/sbin/pgbouncer pgbouncer
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	bash scripts/matrix.sh --beside $(PY) -m pytest
 
-# The other supported Django/Python combinations (scripts/matrix.sh; not yet in `make test`:
-# the Django 6.0 legs fail, see the README's Supported versions): make matrix LEGS="6.1/3.13"
+# The other supported Django/Python combinations alone (scripts/matrix.sh; `make test` runs
+# them beside the whole suite): make matrix LEGS="6.1/3.13 5.2/3.12"
 matrix:
 	bash scripts/matrix.sh $(LEGS)
 

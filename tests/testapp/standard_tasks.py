@@ -1,10 +1,13 @@
 """Tasks written the way Django's task docs show, run by jobs.backends.JobsBackend.
 
 On Django 6 the import is `from django.tasks import task`; on 5.2 the backport's
-(`from django_tasks import task`): tests.framework picks the one Django has.
+(`from django_tasks import task`): tests.framework picks the one Django has. Tasks that
+ask for this backend's own options (max_attempts, backoff) are declared with
+`jobs.backends.task`, as the README says, since Django 6.0's `@task` refuses them.
 """
 
 from jobs import Backoff
+from jobs.backends import task as jobs_task
 from tests.framework import task
 
 FAST = Backoff(base=0.2, factor=1.0, cap=0.2)
@@ -15,7 +18,8 @@ def multiply(a: int, b: int) -> int:
     return a * b
 
 
-@task(queue_name="reports", priority=10, takes_context=True, max_attempts=3, backoff=FAST)
+@jobs_task(queue_name="reports", priority=10, takes_context=True, max_attempts=3,
+           backoff=FAST)
 def flaky(context, succeed_on: int) -> dict:
     """Fails until its attempt number reaches `succeed_on`, then reports what it saw."""
     if context.attempt < succeed_on:
@@ -23,7 +27,7 @@ def flaky(context, succeed_on: int) -> dict:
     return {"attempt": context.attempt, "id": context.task_result.id}
 
 
-@task(max_attempts=2, backoff=FAST)
+@jobs_task(max_attempts=2, backoff=FAST)
 def always_fails(message: str) -> None:
     raise LookupError(message)
 
@@ -49,7 +53,7 @@ def keywords(**kwargs) -> dict:
     return kwargs
 
 
-@task(max_attempts=1)
+@jobs_task(max_attempts=1)
 def returns_a_function():
     return len
 
