@@ -52,6 +52,7 @@ $(PEERS_STAMP): bench/peers/requirements.txt
 	touch $(PEERS_STAMP)
 
 bench-peers: $(STAMP) $(PEERS_STAMP)
+	sh scripts/ensure-package.sh /usr/sbin/pgbouncer pgbouncer
 	$(PEERS_VENV)/bin/python bench/peers/run.py $(ARGS)
 
 clean:

@@ -236,7 +236,8 @@ def report(result: dict[str, Any], direct: dict[str, Any], jobs: int) -> dict[st
 
 
 def verdicts(table: dict[str, Any], through: dict[str, Any] | None) -> list[str]:
-    """Drain at least DRAIN_FLOOR x the best database-backed peer, direct and pooled."""
+    """Drain at least DRAIN_FLOOR x the best database-backed peer, direct (issue 22's
+    goal); the same ratio through PgBouncer is reported beside it, with no goal."""
     def best_ratio(rows: dict[str, Any]) -> tuple[str, float] | None:
         drains = {n: r["drain_jobs_s"]["median"] for n, r in rows.items() if r["drain_jobs_s"]}
         peers = [n for n in drains if n != "ours" and BY_NAME[n].database_backed]
@@ -248,8 +249,11 @@ def verdicts(table: dict[str, Any], through: dict[str, Any] | None) -> list[str]
     lines = []
     for where, rows in (("direct", table), ("through PgBouncer", (through or {}).get("systems"))):
         got = best_ratio(rows) if rows else None
-        if got:
+        if got and where == "direct":
             verdict = "MET" if got[1] >= DRAIN_FLOOR else "NOT MET"
             lines.append(f"drain {where} vs best database-backed peer ({got[0]}): {got[1]:.2f}x"
                          f" — at least {DRAIN_FLOOR}x {verdict}")
+        elif got:
+            lines.append(f"drain {where} vs best database-backed peer ({got[0]}): {got[1]:.2f}x"
+                         " — reported, no goal")
     return lines
