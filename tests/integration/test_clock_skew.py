@@ -134,9 +134,11 @@ def test_a_cluster_with_a_skewed_clock_starts_due_jobs_on_time_and_reaps_no_live
             f"{len(seen_at)} jobs started {(due_at - min(seen_at.values())).total_seconds():.1f}"
             f" s before they were due\n{logs()}")
         time.sleep(0.05)
-    # ... and none late.
+    # ... and none a skew late (the bug: a minute). How late each started is judged by
+    # the started_at its claim wrote, below; this outside view also carries the
+    # watcher's own lag on a loaded machine, so it only bounds the order of magnitude.
     assert len(seen_at) == DUE_JOBS, f"only {len(seen_at)} of {DUE_JOBS} started\n{logs()}"
-    assert max(seen_at.values()) <= due_at + ON_TIME + timedelta(seconds=0.2), logs()
+    assert max(seen_at.values()) <= due_at + timedelta(seconds=5), logs()
 
     assert wait_for(lambda: Job.objects.filter(pk__in=ids, status=S.SUCCEEDED).count()
                     == DUE_JOBS, 10), logs()
