@@ -20,9 +20,10 @@ from uuid import UUID
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from jobs import conf
 from jobs.core.serialization import pretty_json
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
-from jobs.ops import access, failures, operations, search, stats
+from jobs.ops import access, failures, operations, search, serving, stats
 from jobs.ops.presentation import (
     CappedCount,
     capped_count,
@@ -47,7 +48,11 @@ LIST_FIELDS = ("id", "task_name", "queue", "status", "attempt_count", "max_attem
 
 
 def overview(now: datetime | None = None) -> dict[str, Any]:
-    """The overview page's data: nine small indexed queries, whatever the table size."""
+    """The overview page's data: about ten small indexed queries, whatever the table size.
+
+    Waiting jobs are read once (`stats.waiting_by_queue`, due by the database's clock)
+    for both the queues panel and the unserved-queue warning, so they agree."""
+    waiting = stats.waiting_by_queue(now)
     now = now or timezone.now()
     counts = stats.status_counts()
     running = list(
@@ -74,7 +79,9 @@ def overview(now: datetime | None = None) -> dict[str, Any]:
             {"status": status.value, "label": status.label, "count": counts[status.value]}
             for status in JobStatus
         ],
-        "queues": stats.queue_depths(now),
+        "queues": stats.queue_depths(now, waiting),
+        "serving": serving.state(now, waiting),
+        "default_queues": ",".join(conf.get().served_queues()),
         "dead_letters": stats.unresolved_dead_letters(),
         "failure_groups": failures.groups(limit=FAILURE_GROUPS_SHOWN, samples=False),
         "running": running,

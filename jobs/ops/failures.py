@@ -18,6 +18,8 @@ from django.db.models import Count, Max, Min, Q
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus, Step, StepStatus
 
 FAILING = (JobStatus.DEAD, JobStatus.RETRYING)
+# Attempts that ended in a failure (not a shutdown's release, not a cancel).
+FAILED_ATTEMPTS = (AttemptStatus.FAILED, AttemptStatus.TIMED_OUT, AttemptStatus.LOST)
 GROUPS_SHOWN = 50
 
 
@@ -28,6 +30,8 @@ class FailureGroup:
     count: int
     dead: int
     retrying: int
+    # The group's earliest recorded failure: its jobs' first failed attempt with the
+    # cause's error class, through requeues (a requeue clears the job's own failure).
     first_seen: datetime | None
     last_seen: datetime | None
     sample: Job | None = None
@@ -51,9 +55,9 @@ class FailureGroup:
 def groups(limit: int = GROUPS_SHOWN, *, samples: bool = True) -> list[FailureGroup]:
     """The biggest failure groups first (ties: the most recent), with a sample each.
 
-    Four queries however many groups: the grouping (with its dead / retrying
-    split), then the samples, their last failed attempts and their failed
-    steps, one query each.
+    Five queries however many groups: the grouping (with its dead / retrying
+    split), the first failures, then the samples, their last failed attempts and
+    their failed steps, one query each.
     """
     rows = (
         Job.objects.filter(status__in=FAILING).order_by()
@@ -66,9 +70,35 @@ def groups(limit: int = GROUPS_SHOWN, *, samples: bool = True) -> list[FailureGr
                           dead=r["dead"], retrying=r["n"] - r["dead"], first_seen=r["first"],
                           last_seen=r["last"])
              for r in rows]
+    if found:
+        _attach_first_failures(found)
     if found and samples:
         _attach_samples(found)
     return found
+
+
+def _attach_first_failures(found: list[FailureGroup]) -> None:
+    """When each group was first seen: the earliest failed attempt of its jobs that
+    raised the cause's error class, in one grouped query over their attempts.
+
+    A job's own `last_failed_at` is its latest failure, and a requeue clears it (a
+    fresh cycle), so the jobs' rows alone would move "first seen" to the latest
+    re-failure; the attempts are the history a requeue keeps. Attempts store the
+    class and message, not the cause: a job that failed earlier with the same class
+    but another message counts as seen then too (the class is the cause's prefix).
+    """
+    match = Q()
+    for g in found:
+        match |= Q(job__task_name=g.task_name, job__failure_cause=g.cause,
+                   error_class=g.cause.partition(": ")[0])
+    rows = (Attempt.objects.filter(match, job__status__in=FAILING, status__in=FAILED_ATTEMPTS)
+            .order_by().values("job__task_name", "job__failure_cause")
+            .annotate(first=Min("finished_at")))
+    first = {(r["job__task_name"], r["job__failure_cause"]): r["first"] for r in rows}
+    for g in found:
+        earliest = first.get((g.task_name, g.cause))
+        if earliest is not None and (g.first_seen is None or earliest < g.first_seen):
+            g.first_seen = earliest
 
 
 def _attach_samples(found: list[FailureGroup]) -> None:

@@ -1,10 +1,13 @@
 """Is the job system healthy? What /healthz answers, for load balancers and monitors.
 
 Healthy means: the database answers, at least one cluster refreshed its registry
-row within JOBS['HEALTH_CLUSTER_SECONDS'], and no due job has waited longer than
-JOBS['HEALTH_MAX_WAIT_SECONDS']. Unresolved dead letters are reported, not judged:
-they need an operator, not a restart; so are paused queues, whose jobs wait on an
-operator's decision and do not count against the wait.
+row within JOBS['HEALTH_CLUSTER_SECONDS'], no due job has waited longer than
+JOBS['HEALTH_MAX_WAIT_SECONDS'], and no queue with due jobs lacks a live cluster
+serving it (jobs.ops.serving: those jobs would wait forever, so this is said at
+once, not after the wait limit); `unserved_queues` names them. Unresolved dead
+letters are reported, not judged: they need an operator, not a restart; so are
+paused queues, whose jobs wait on an operator's decision and do not count against
+the wait (nor as unserved).
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from jobs import conf
 from jobs.core import queues
 from jobs.database import connection
 from jobs.models import RUNNABLE_STATUSES, Cluster, DeadLetter, Job
+from jobs.ops import serving
 
 
 def check(now: datetime | None = None) -> dict[str, Any]:
     """The health report; `healthy` is False with every `problems` entry saying why."""
-    now = now or timezone.now()
+    given, now = now, now or timezone.now()
     settings = conf.get()
     try:
         with connection.cursor() as cursor:
@@ -37,6 +41,7 @@ def check(now: datetime | None = None) -> dict[str, Any]:
         oldest = (Job.objects.filter(status__in=RUNNABLE_STATUSES, run_after__lte=now)
                   .exclude(queue__in=paused).aggregate(oldest=Min("run_after"))["oldest"])
         dead = DeadLetter.objects.filter(resolved_at__isnull=True).count()
+        unserved = serving.unserved(given)  # due by the database's clock
     except DatabaseError as exc:
         return {"healthy": False, "database": "unreachable",
                 "problems": [f"the database does not answer ({type(exc).__name__})"]}
@@ -47,6 +52,9 @@ def check(now: datetime | None = None) -> dict[str, Any]:
     if wait > settings.health_max_wait_seconds:
         problems.append(f"the oldest due job has waited {wait:.0f} s "
                         f"(limit {settings.health_max_wait_seconds:g} s)")
+    for q in unserved:
+        problems.append(f"queue {q.name!r} has {q.due} due job(s) and no live cluster serves it "
+                        f"(start one with: {q.command})")
     return {
         "healthy": not problems,
         "database": "ok",
@@ -54,5 +62,6 @@ def check(now: datetime | None = None) -> dict[str, Any]:
         "oldest_due_wait_seconds": round(wait, 3),
         "unresolved_dead_letters": dead,
         "paused_queues": len(paused),
+        "unserved_queues": [q.name for q in unserved],
         "problems": problems,
     }

@@ -12,7 +12,7 @@ Two sources, chosen per metric (docs/operations.md lists them all):
   scrapes: active jobs by status and queue (exact: partial indexes keep it
   cheap), all jobs (the planner's estimate, never a scan of a big table), the
   oldest due job's wait per queue, unresolved dead letters, clusters and
-  workers alive.
+  workers alive, and the queues with due jobs that no live cluster serves.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from jobs import database, signals
 from jobs.core import clusters
 from jobs.database import connection
 from jobs.models import Attempt, DeadLetter, Job, JobStatus
+from jobs.ops import serving
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.RUNNING)
 FINAL = {JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED}
@@ -103,6 +104,13 @@ class DatabaseState(Collector):
                                 value=alive["n"])
         yield GaugeMetricFamily("jobs_workers_alive", "Workers of the clusters alive.",
                                 value=alive["workers"] or 0)
+        unserved = GaugeMetricFamily(
+            "jobs_queue_unserved",
+            "1 for each queue with due jobs that no live cluster serves (jobs.ops.serving).",
+            labels=["queue"])
+        for q in serving.unserved():
+            unserved.add_metric([q.name], 1)
+        yield unserved
 
 
 def _estimated_rows() -> float:

@@ -1,7 +1,7 @@
 """Queues as operators see them: depth, wait, throughput, running, paused; pause and resume.
 
-Four grouped queries over indexes (Job.Meta.indexes) and the pauses, so the
-page costs the same with a million finished jobs.
+Four grouped queries over indexes (Job.Meta.indexes), the pauses and the live
+clusters, so the page costs the same with a million finished jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.utils import timezone
 from jobs import database
 from jobs.core import queues
 from jobs.models import Job, JobStatus, QueuePause
-from jobs.ops import audit, stats
+from jobs.ops import audit, serving, stats
 
 PERMISSION = "jobs.pause_queue"
 THROUGHPUT_WINDOW = timedelta(hours=1)
@@ -33,6 +33,8 @@ class QueueRow:
     finished_last_hour: int = 0
     failed_last_hour: int = 0
     paused: QueuePause | None = None
+    # Due jobs and no live cluster serving it (jobs.ops.serving); never when paused.
+    unserved: bool = False
 
     @property
     def per_minute(self) -> float:
@@ -44,17 +46,21 @@ def can_pause(user: Any) -> bool:
 
 
 def overview(now: datetime | None = None) -> list[QueueRow]:
-    """Every queue that has waiting, running or recently finished jobs, or is paused."""
+    """Every queue that has waiting, running or recently finished jobs, or is paused;
+    each flagged when it has due jobs and no live cluster serves it."""
+    waiting = stats.waiting_by_queue(now)  # due by the database's clock, unless given
     now = now or timezone.now()
     rows: dict[str, QueueRow] = {}
 
     def row(name: str) -> QueueRow:
         return rows.setdefault(name, QueueRow(name))
 
-    for name, r in stats.waiting_by_queue(now).items():
+    for name, r in waiting.items():
         q = row(name)
         q.depth, q.later = r["due"], r["later"]
         q.oldest_wait = now - r["oldest"] if r["oldest"] else None
+    for unserved in serving.state(now, waiting).unserved:
+        row(unserved.name).unserved = True
     for r in (Job.objects.filter(status=JobStatus.RUNNING).order_by()
               .values("queue").annotate(n=Count("pk"))):
         row(r["queue"]).running = r["n"]

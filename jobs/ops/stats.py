@@ -13,6 +13,7 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from jobs.core.clock import database_now
 from jobs.models import DeadLetter, Job, JobStatus
 
 
@@ -25,9 +26,12 @@ def status_counts() -> dict[str, int]:
 def waiting_by_queue(now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Per queue with runnable jobs: how many are due now, how many wait for a later
     run_after, and when the oldest due one became due. One grouped query on the
-    due-job partial index, however many jobs have finished."""
-    now = now or timezone.now()
-    due = Q(run_after__lte=now)
+    due-job partial index, however many jobs have finished. Due by `now`, else by
+    the database's clock, as the broker decides (jobs.core.clock).
+
+    The one owner of "waiting" and "due": every figure of waiting jobs (the
+    overview, the queues page, unserved queues) is read from here, so they agree."""
+    due = Q(run_after__lte=database_now(now))
     rows = (
         Job.objects.filter(status__in=JobStatus.runnable())
         .order_by().values("queue")
@@ -37,19 +41,24 @@ def waiting_by_queue(now: datetime | None = None) -> dict[str, dict[str, Any]]:
     return {r["queue"]: r for r in rows}
 
 
-def queue_depths(now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per queue: jobs due now and waiting, and how long the oldest has waited."""
+def queue_depths(now: datetime | None = None,
+                 waiting: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Per queue with queued or retrying jobs: how many are due now (`depth`), how many
+    are scheduled for later (`later`), and how long the oldest due one has waited
+    (None when none is due). `waiting`: `waiting_by_queue(now)`, when the caller has it."""
     now = now or timezone.now()
-    waiting = waiting_by_queue(now)
+    waiting = waiting_by_queue(now) if waiting is None else waiting
     return [
-        {"queue": name, "depth": r["due"], "oldest_age": now - r["oldest"]}
-        for name, r in sorted(waiting.items()) if r["due"]
+        {"queue": name, "depth": r["due"], "later": r["later"],
+         "oldest_age": now - r["oldest"] if r["oldest"] else None}
+        for name, r in sorted(waiting.items())
     ]
 
 
 def oldest_queued_age(now: datetime | None = None) -> timedelta | None:
-    depths = queue_depths(now)
-    return max((d["oldest_age"] for d in depths), default=None)
+    """How long the oldest due job of any queue has waited; None when none is due."""
+    ages = [d["oldest_age"] for d in queue_depths(now) if d["oldest_age"] is not None]
+    return max(ages, default=None)
 
 
 def unresolved_dead_letters() -> int:

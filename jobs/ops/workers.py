@@ -26,7 +26,21 @@ MAX_RUNNING = 2000  # running jobs are bounded by workers; this bounds a page al
 @dataclass
 class WorkerView:
     pid: int | str
-    job: Job | None  # what it runs now; None when idle
+    job: Job | None  # what it holds now; None when idle (or gone)
+    cluster_state: str = "alive"  # its cluster's: "alive", "stopped" or "gone"
+
+    @property
+    def state(self) -> str:
+        """"running" with a job; else "idle" only while its cluster lives: a gone or
+        stopped cluster's worker is not waiting for work, it is gone or stopped too."""
+        if self.job is not None:
+            return "running"
+        return "idle" if self.cluster_state == "alive" else self.cluster_state
+
+    @property
+    def state_label(self) -> str:
+        return {"running": "Running", "idle": "Idle", "gone": "Gone",
+                "stopped": "Stopped"}[self.state]
 
     @property
     def worker_id(self) -> str:
@@ -48,6 +62,9 @@ class ClusterView:
 
     @property
     def idle_workers(self) -> int:
+        """Workers waiting for a job: none in a cluster that is gone or stopped."""
+        if self.state != "alive":
+            return 0
         return max(self.cluster.workers - len(self.running), 0)
 
     @property
@@ -55,9 +72,9 @@ class ClusterView:
         """Each worker the sentinel reported, busy or idle, then any other process that
         holds a job (a worker respawned since the last report)."""
         by_pid = {job.lease_owner.rpartition(":")[2]: job for job in self.running}
-        listed = [WorkerView(pid, by_pid.pop(str(pid), None))
+        listed = [WorkerView(pid, by_pid.pop(str(pid), None), self.state)
                   for pid in self.cluster.worker_pids or []]
-        return listed + [WorkerView(pid, job) for pid, job in by_pid.items()]
+        return listed + [WorkerView(pid, job, self.state) for pid, job in by_pid.items()]
 
 
 @dataclass

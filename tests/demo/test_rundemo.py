@@ -23,3 +23,11 @@ def test_rundemo_prepares_admin_and_demo_jobs_once(capsys):
 
     assert set(Schedule.objects.values_list("name", flat=True)) == {
         "jobs.purge_finished", "jobs.dead_letter_alert", "demo-every-minute"}
+
+
+def test_rundemo_prints_every_address_a_newcomer_needs(capsys):
+    call_command("rundemo", "127.0.0.1:8123", "--no-server")
+    out = capsys.readouterr().out
+    for address in ("http://127.0.0.1:8123/\n", "http://127.0.0.1:8123/dashboard/",
+                    "http://127.0.0.1:8123/admin/jobs/job/", "http://127.0.0.1:8123/healthz"):
+        assert address in out

@@ -391,3 +391,24 @@ def test_get_result_reads_the_job_and_its_attempts_in_one_query(django_assert_nu
     with django_assert_num_queries(1):
         unrun = default_task_backend.get_result(unrun_id)
     assert unrun.worker_ids == [] and unrun.errors == [] and unrun.started_at is None
+
+
+def test_queues_lists_the_names_enqueue_accepts_not_what_a_cluster_serves(settings):
+    """The decision (docs/operations.md, "Unserved queues"): the backend's QUEUES is the
+    framework's allow-list, checked at enqueue, nothing more. Which queues clusters serve
+    is a fact of the processes running (`qcluster --queues`, on other hosts, started
+    later), which the enqueuing process cannot know: a listed queue nobody serves is
+    accepted, and reported as unserved wherever operators look."""
+    from jobs.ops import serving
+
+    backend = settings.TASKS["default"]
+    settings.TASKS = {**settings.TASKS, "default": {**backend, "QUEUES": ["default"]}}
+    with pytest.raises(InvalidTaskError, match="Queue 'reports' is not valid for backend"):
+        flaky.enqueue(1)  # declared with queue_name="reports"
+    assert not Job.objects.exists()  # refused before anything is written
+
+    settings.TASKS = {**settings.TASKS, "default": {**backend, "QUEUES": ["default", "reports"]}}
+    result = flaky.enqueue(1)
+    assert Job.objects.get(pk=result.id).queue == "reports"
+    [unserved] = serving.unserved()  # no cluster serves it: said, not refused
+    assert (unserved.name, unserved.due) == ("reports", 1)

@@ -1,9 +1,13 @@
-"""One command for the embedded demo: database, admin user, demo jobs, web server and cluster."""
+"""One command for the embedded demo: database, admin user, demo jobs, web server and cluster.
+
+The cluster runs under demo.supervisor: when it dies the terminal says how (exit code
+or signal), it is reaped and restarted after a short backoff, and after five quick
+deaths in a row the demo stops restarting it and says so. Ctrl-C stops both.
+"""
 
 import os
 import secrets
 import signal
-import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -14,9 +18,20 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from demo import tasks
+from demo.supervisor import Supervisor
 from jobs import enqueue
 from jobs.models import Job, Schedule
 from jobs.scheduling.firing import create_schedule
+
+
+def addresses(addrport: str) -> str:
+    """Every address a newcomer needs, one a line."""
+    base = f"http://{addrport}"
+    return (f"Demo page:  {base}/\n"
+            f"Dashboard:  {base}/dashboard/\n"
+            f"Admin:      {base}/admin/jobs/job/\n"
+            f"Health:     {base}/healthz\n"
+            f"Metrics:    {base}/metrics (staff)")
 
 
 class Command(BaseCommand):
@@ -37,19 +52,19 @@ class Command(BaseCommand):
             f"Demo admin: username {username!r}, password {password}\n"
             f"Enqueued {created} demo jobs (one succeeds after a retry, two end dead, "
             "a five-step import succeeds and another dies at its third step, and a "
-            "one-minute index rebuild shows its progress live).\n"
-            f"Admin: http://{addrport}/admin/jobs/job/"
+            "one-minute index rebuild shows its progress live)."
         ))
+        self.stdout.write(addresses(addrport))
         if no_server:
             return
         # Ctrl-C or SIGTERM stops both, even when started with SIGINT ignored.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        cluster = subprocess.Popen(
+        # Watched: a cluster that dies is reported, reaped and restarted (demo.supervisor).
+        cluster = Supervisor(
             [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
-            env=os.environ.copy(),
-            start_new_session=True,  # its own group: stopped by us, and killed whole if stuck
-        )
+            env=os.environ.copy(), say=lambda line: self.stderr.write(self.style.ERROR(line)))
+        cluster.start()
         try:
             # insecure=True: serve static files (admin CSS, vendored htmx) in the demo.
             call_command("runserver", addrport, use_reloader=False, insecure_serving=True)
@@ -57,12 +72,7 @@ class Command(BaseCommand):
             pass
         finally:
             self.stdout.write("Stopping the cluster...")
-            cluster.send_signal(signal.SIGTERM)
-            try:
-                cluster.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(cluster.pid, signal.SIGKILL)
-                cluster.wait()
+            cluster.stop()
 
     def _demo_admin(self) -> tuple[str, str]:
         """The demo admin; its password is set once (or whenever DEMO_ADMIN_PASSWORD is

@@ -45,6 +45,7 @@ from jobs.core.clusters import Registration
 from jobs.core.registry import check_queue
 from jobs.database import connection
 from jobs.exceptions import InvalidJobOption
+from jobs.ops.serving import UnservedWatch
 from jobs.worker.broker import JobTableBroker
 from jobs.worker.runner import DRAIN_SIGNAL, INTERRUPT_SIGNAL
 
@@ -91,6 +92,9 @@ class Command(BaseCommand):
         cluster.start()
         refresh_every = conf.get().cluster_refresh_seconds
         next_refresh = 0.0
+        # Each refresh also looks for queues with due jobs that no live cluster serves,
+        # and says so once per episode in this cluster's log (jobs.ops.serving).
+        unserved = UnservedWatch()
         try:
             while not stop.wait(0.5):
                 if not cluster.sentinel.is_alive():
@@ -98,6 +102,7 @@ class Command(BaseCommand):
                     return
                 if time.monotonic() >= next_refresh:
                     registration.refresh(_descendants(cluster.sentinel.pid))
+                    unserved.check()
                     next_refresh = time.monotonic() + refresh_every
             self.shut_down(cluster, stop)
         finally:

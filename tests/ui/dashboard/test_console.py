@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import queries
-from jobs.core import transitions
+from jobs.core import queues, transitions
 from jobs.core.transitions import ErrorInfo
 from jobs.models import (
     AttemptStatus,
@@ -289,3 +289,84 @@ def test_each_step_lists_the_attempts_that_ran_it_and_none_is_left_outside(ops_c
     page = ops_client.get(reverse("dashboard:job", args=[job.pk])).content.decode()
     assert "1/1 <span class=\"muted\">this cycle · 2 in all</span>" in page
     assert "ran in 2 attempts" in page and first.name in page
+
+
+# --- What a newcomer meets: unserved queues, no cluster, figures that agree ---------------
+
+
+def live(queues=("default",), seconds_ago: float = 1.0) -> Cluster:
+    return Cluster.objects.create(name="c", host="h", pid=1, queues=list(queues), workers=2,
+                                  last_seen_at=timezone.now() - timedelta(seconds=seconds_ago))
+
+
+def test_the_overview_names_each_unserved_queue_and_how_to_serve_it(ops_client):
+    live(["default"])
+    JobFactory(queue="reports", run_after=timezone.now() - timedelta(minutes=3))
+    JobFactory(queue="default", run_after=timezone.now() - timedelta(minutes=3))
+    page = ops_client.get(reverse("dashboard:overview")).content.decode()
+    assert 'id="unserved-queues"' in page and 'data-queue="reports"' in page
+    assert 'data-queue="default"' not in page
+    assert "1 due, the oldest waiting 3 min" in page
+    assert "python manage.py qcluster --queues reports" in page
+    assert 'id="no-cluster"' not in page
+
+
+def test_the_overview_says_when_no_cluster_is_alive(ops_client, settings):
+    settings.JOBS = {"QUEUES": ["default", "emails"]}
+    live(seconds_ago=3600)  # gone long ago
+    page = ops_client.get(reverse("dashboard:overview")).content.decode()
+    assert 'id="no-cluster"' in page and "No cluster is running" in page
+    assert "python manage.py qcluster" in page and "<code>default,emails</code>" in page
+    live()
+    page = ops_client.get(reverse("dashboard:overview")).content.decode()
+    assert 'id="no-cluster"' not in page and 'id="unserved-queues"' not in page
+
+
+def test_a_paused_queue_is_shown_paused_not_unserved(ops_client):
+    live(["default"])
+    JobFactory(queue="reports", run_after=timezone.now() - timedelta(minutes=1))
+    queues.pause("reports")
+    page = ops_client.get(reverse("dashboard:overview")).content.decode()
+    assert 'id="unserved-queues"' not in page
+    page = ops_client.get(reverse("dashboard:queues")).content.decode()
+    assert "badge-paused" in page and "No cluster serves it" not in page
+
+
+def test_the_queues_page_flags_the_unserved_row_only(ops_client):
+    live(["default"])
+    JobFactory(queue="reports", run_after=timezone.now() - timedelta(minutes=1))
+    JobFactory(queue="default", run_after=timezone.now() - timedelta(minutes=1))
+    JobFactory(queue="nightly", run_after=timezone.now() + timedelta(hours=1))  # not due
+    rows = {r.name: r for r in ops_client.get(reverse("dashboard:queues")).context["rows"]}
+    assert {n for n, r in rows.items() if r.unserved} == {"reports"}
+    page = ops_client.get(reverse("dashboard:queues")).content.decode()
+    assert page.count("No cluster serves it") == 1
+    assert "qcluster --queues reports" in page
+
+
+def test_the_overview_queue_figures_agree_with_the_status_cards(ops_client):
+    """"Queued 1" beside "no job is waiting" was a contradiction: a job scheduled for
+    later is counted as such, in the same panel."""
+    live(["default"])
+    JobFactory(queue="default", run_after=timezone.now() + timedelta(minutes=10))
+    response = ops_client.get(reverse("dashboard:overview"))
+    [row] = response.context["queues"]
+    assert (row["queue"], row["depth"], row["later"], row["oldest_age"]) == ("default", 0, 1, None)
+    page = response.content.decode()
+    assert "No job is queued" not in page and "Scheduled for later" in page
+    queued = {c["status"]: c["count"] for c in response.context["counts"]}["queued"]
+    assert queued == row["depth"] + row["later"]
+
+
+def test_a_gone_clusters_workers_are_gone_not_idle(ops_client):
+    now = timezone.now()
+    Cluster.objects.create(name="killed", host="h2", pid=2, queues=["default"], workers=2,
+                           pids=[21, 22], worker_pids=[21, 22],
+                           last_seen_at=now - timedelta(minutes=5))
+    Cluster.objects.create(name="done", host="h3", pid=3, queues=["default"], workers=1,
+                           pids=[31], worker_pids=[31], last_seen_at=now, stopped_at=now)
+    page = ops_client.get(reverse("dashboard:workers")).content.decode()
+    assert "Idle" not in page and "0 idle" not in page
+    assert page.count('class="muted worker-gone">Gone<') == 2
+    assert page.count('class="muted worker-stopped">Stopped<') == 1
+    assert "the rest gone with the cluster" in page

@@ -57,7 +57,7 @@ def test_jobs_group_by_task_and_cause_biggest_first():
 def test_grouping_costs_the_same_queries_for_many_groups(django_assert_max_num_queries):
     for i in range(12):
         failed(error=(f"Error{i}", "x"))
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         found = failures.groups()
         assert len(found) == 12 and all(g.sample_attempt for g in found)
 
@@ -75,3 +75,32 @@ def test_a_group_filter_selects_exactly_its_jobs():
     [group, _] = failures.groups()
     matched = set(search.matching(group.filters).values_list("pk", flat=True))
     assert matched == group_jobs
+
+
+def test_first_seen_survives_a_requeue_of_the_groups_jobs():
+    """A requeue clears a job's failure (a fresh cycle); the group was still first seen
+    at its earliest failure, which the attempts keep."""
+    t0 = timezone.now() - timedelta(hours=3)
+    first = failed(error=("ValueError", "bad row 1"), at=t0)
+    failed(error=("ValueError", "bad row 2"), at=t0 + timedelta(hours=1))
+    transitions.requeue([first.pk])
+    [group] = failures.groups()
+    assert group.count == 1 and group.first_seen == t0 + timedelta(hours=1)  # t0's job left
+    # It fails again with the same cause: back in the group, first seen at t0 again.
+    claimed = transitions.claim(first.pk, worker_host="h", worker_pid=1, lease_seconds=30)
+    transitions.fail(claimed, ErrorInfo("ValueError", "bad row 3", "tb"), retry_at=None)
+    [group] = failures.groups()
+    assert group.count == 2 and group.first_seen == t0
+    assert group.last_seen > t0 + timedelta(hours=2)
+
+
+def test_an_earlier_failure_of_another_class_does_not_count_as_the_groups_first():
+    t0 = timezone.now() - timedelta(hours=3)
+    job = failed(error=("KeyError", "'sku'"), at=t0)
+    transitions.requeue([job.pk])
+    claimed = transitions.claim(job.pk, worker_host="h", worker_pid=1, lease_seconds=30)
+    later = timezone.now() - timedelta(minutes=1)
+    transitions.fail(claimed, ErrorInfo("ValueError", "bad row 3", "tb"), retry_at=None,
+                     now=later)
+    [group] = failures.groups()
+    assert group.cause == "ValueError: bad row <n>" and group.first_seen == later

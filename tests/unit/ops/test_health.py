@@ -103,3 +103,33 @@ def test_a_real_500_still_mails_the_admins(client, settings, mailoutbox, monkeyp
     client.raise_request_exception = False
     assert client.get("/healthz").status_code == 500
     assert len(mailoutbox) == 1
+
+
+def test_a_queue_with_due_jobs_and_no_live_cluster_is_unhealthy_at_once(client):
+    """No wait limit to reach first: those jobs would wait forever."""
+    cluster()  # serves "default" only
+    JobFactory(queue="default", run_after=timezone.now() - timedelta(seconds=1))
+    JobFactory(queue="reports", run_after=timezone.now() - timedelta(seconds=1))
+    status, body = get(client)
+    assert status == 503 and body["unserved_queues"] == ["reports"]
+    assert body["problems"] == [
+        "queue 'reports' has 1 due job(s) and no live cluster serves it "
+        "(start one with: python manage.py qcluster --queues reports)"]
+    Cluster.objects.create(name="r", host="h", pid=2, queues=["reports"], workers=1)
+    status, body = get(client)
+    assert status == 200 and body["unserved_queues"] == [] and body["problems"] == []
+
+
+def test_a_paused_queue_is_reported_as_paused_not_unserved(client):
+    cluster()
+    JobFactory(queue="reports", run_after=timezone.now() - timedelta(seconds=1))
+    queues.pause("reports")
+    status, body = get(client)
+    assert status == 200 and body["unserved_queues"] == [] and body["paused_queues"] == 1
+
+
+def test_jobs_scheduled_for_later_in_an_unserved_queue_are_not_a_problem_yet(client):
+    cluster()
+    JobFactory(queue="reports", run_after=timezone.now() + timedelta(minutes=5))
+    status, body = get(client)
+    assert status == 200 and body["unserved_queues"] == []

@@ -82,3 +82,20 @@ def test_gauges_read_the_database(staff_client):
     assert value(samples, "jobs_dead_letters_unresolved") == 1
     assert value(samples, "jobs_clusters_alive") == 1
     assert value(samples, "jobs_workers_alive") == 4
+
+
+def test_a_gauge_names_each_unserved_queue(staff_client):
+    now = timezone.now()
+    Cluster.objects.create(name="c", host="h", pid=1, workers=2, queues=["default"],
+                           last_seen_at=now)
+    JobFactory(queue="default", run_after=now - timedelta(seconds=5))
+    JobFactory(queue="reports", run_after=now - timedelta(seconds=5))
+    JobFactory(queue="later", run_after=now + timedelta(hours=1))
+    samples = scrape(staff_client)
+    unserved = {labels: v for (name, labels), v in samples.items()
+                if name == "jobs_queue_unserved"}
+    assert unserved == {(("queue", "reports"),): 1.0}
+    # Served: the series goes away (absent, not 0), so `jobs_queue_unserved > 0` clears.
+    Cluster.objects.create(name="r", host="h", pid=2, workers=2, queues=["reports"],
+                           last_seen_at=now)
+    assert not [k for k in scrape(staff_client) if k[0] == "jobs_queue_unserved"]
