@@ -368,7 +368,7 @@ client = Client()
 client.force_login(get_user_model().objects.get(username="USERNAME"))
 for url, must_show in [
     ("/admin/", ['id="job-stats"', "Succeeded"]),  # the optional status panel
-    ("/admin/jobs/job/", ["TASK_NAME", "Succeeded"]),
+    ("/admin/jobs/job/", ["TASK_NAME", "Succeeded", 'href="DASHBOARD/jobs/"']),  # its link
     ("/admin/jobs/job/JOB_ID/change/", ["TASK_NAME", "Succeeded"]),
     ("DASHBOARD/", ["Succeeded"]),
     ("DASHBOARD/jobs/", ["TASK_NAME", "Succeeded"]),
