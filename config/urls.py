@@ -4,11 +4,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from dashboard.views import healthz, metrics
+from demo.views import index
 
 # A 400 that says why (the project's own reasons only, escaped and cut).
 handler400 = "jobs.views.bad_request"
 
 urlpatterns = [
+    path("", index, name="index"),  # where everything is, for a newcomer
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
     path("api/", include("dashboard.api_urls")),

@@ -26,7 +26,7 @@ from jobs.ops.search import LETTERS, MAX_ARGS_CHARS, parse_args_filter
 
 # The filter fields that make up a shareable list URL (the cursor is added per page).
 FILTER_FIELDS = ("status", "queue", "task", "cause", "letter", "last", "since", "until", "q",
-                 "args", "size")
+                 "args", "engine", "size")
 
 
 class JobFilterForm(forms.Form):
@@ -58,6 +58,9 @@ class JobFilterForm(forms.Form):
         label="Arguments", max_length=MAX_ARGS_CHARS, required=False,
         widget=forms.TextInput(attrs={"placeholder": '{"user_id": 42}'}),
     )
+    # The engine's own jobs (an operation's) are left out unless this is ticked, or the
+    # task or the search names them (jobs.ops.search.hide_engine_jobs).
+    engine = forms.BooleanField(label="Engine's own jobs", required=False)
     size = forms.TypedChoiceField(
         label="Per page", required=False, coerce=int, empty_value=DEFAULT_PAGE_SIZE,
         choices=[(n, n) for n in PAGE_SIZES], initial=DEFAULT_PAGE_SIZE,
@@ -169,8 +172,9 @@ class QueuePauseForm(forms.Form):
             f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
 
 
-# The filters that narrow which jobs match; "size" only pages the list.
-MATCH_FIELDS = tuple(name for name in FILTER_FIELDS if name != "size")
+# The filters that narrow which jobs match; "size" only pages the list, and "engine"
+# widens it (an operation never acts on the engine's own jobs: jobs.ops.bulk).
+MATCH_FIELDS = tuple(name for name in FILTER_FIELDS if name not in ("size", "engine"))
 
 
 class BulkAllForm(ActionForm):

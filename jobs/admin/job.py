@@ -31,10 +31,33 @@ from jobs.admin.base import (
     truncated,
 )
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Step
-from jobs.ops import access, bulk, operations
+from jobs.ops import access, bulk, operations, search
 from jobs.ops.presentation import duration_text, short_id, status_dot, value_text
 
 # --- Job -----------------------------------------------------------------------------------
+
+
+class EngineJobsFilter(admin.SimpleListFilter):
+    """Leaves the engine's own jobs (an operation's, `jobs.bulk_action`) out of the list
+    unless shown here, or named by the task filter or a search: `search.hide_engine_jobs`,
+    the rule the dashboard's list follows too."""
+
+    title = "the engine's own jobs"
+    parameter_name = "engine"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("1", "Shown")]
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice["display"] == "All":  # the default: what it means here
+                choice["display"] = "Hidden"
+            yield choice
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return search.hide_engine_jobs(queryset, {
+            "engine": self.value() == "1", "task": request.GET.get("task"),
+            "q": request.GET.get("q")})
 
 
 class AttemptInline(StatusDurationColumns, admin.TabularInline):
@@ -119,7 +142,7 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
     # anything else is a full sort on every page view.
     sortable_by = ("age",)
     ordering = ("-created_at",)
-    list_filter = ("status", QueueFilter, TaskFilter, CreatedFilter)
+    list_filter = ("status", QueueFilter, TaskFilter, CreatedFilter, EngineJobsFilter)
     search_fields = ("id", "idempotency_key", "task_name")  # shown; matched exactly below
     search_help_text = ("A job id (or its first 8+ characters), an idempotency key or a task "
                         "name — matched exactly.")

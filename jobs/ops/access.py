@@ -223,6 +223,7 @@ POST_ONLY = {GET: NOT_SERVED}
 ROUTES: dict[str, dict[str, Rule]] = {
     # --- Open ------------------------------------------------------------------------
     "healthz": {GET: ANYONE, **GET_ONLY},  # counts and ages only, never a job
+    "index": {GET: ANYONE, **GET_ONLY},  # the demo's front page: links, never a job
     "metrics": {GET: METRICS, **GET_ONLY},
     "favicon.ico": {GET: ANYONE, POST: ANYONE},  # a redirect to the static icon
     # --- Status API and the demo -------------------------------------------------------

@@ -45,7 +45,7 @@ from jobs.models.console import OperationTarget
 from jobs.ops import audit, operations, search
 from jobs.ops.presentation import CappedCount, capped_count
 
-TASK = "jobs.bulk_action"
+TASK = search.OPERATION_TASK  # hidden from job lists (search.ENGINE_TASKS)
 BATCH = 500
 RUNNING = OperationStatus.RUNNING
 WORKER_LOST = "the worker carrying it out was lost"

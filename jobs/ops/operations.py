@@ -153,7 +153,12 @@ def perform(name: str, user: Any, job_ids: Iterable[UUID | str], **options: Any)
     ids = [UUID(str(pk)) for pk in job_ids]
     report = Report(action, action.run(ids, user, **options))
     r = report.result
-    audit.record(name, user, {"ids": [str(pk) for pk in ids[:AUDIT_IDS]]},
+    target: dict[str, Any] = {"ids": [str(pk) for pk in ids[:AUDIT_IDS]]}
+    if len(ids) == 1:  # one job (its page's buttons): the log names it by its task too
+        task = Job.objects.filter(pk=ids[0]).values_list("task_name", flat=True).first()
+        if task:
+            target["task"] = task
+    audit.record(name, user, target,
                  done=len(r.done), skipped=len(r.skipped) + len(r.requested),
                  reasons=skip_reasons(action, r), note=options.get("note", ""))
     return report

@@ -29,6 +29,11 @@ from jobs.models import DeadLetter, Job, JobStatus
 from jobs.ops.presentation import id_search
 
 LETTERS = {"open": "Unresolved dead letter", "resolved": "Dead letter resolved"}
+# The engine's own tasks: the job that carries out an operation on every matching job
+# (jobs.ops.bulk) is the console's work, not the project's, so job lists leave such jobs
+# out unless asked to show them (`engine`) or a filter names them (see `hide_engine_jobs`).
+OPERATION_TASK = "jobs.bulk_action"
+ENGINE_TASKS = frozenset({OPERATION_TASK})
 MAX_ARGS_CHARS = 2000
 # Keys a stored filter may hold; anything else in one is refused, never ignored.
 STORED_KEYS = frozenset({"status", "queue", "task", "cause", "letter", "since", "until", "q",
@@ -59,7 +64,7 @@ def parse_args_filter(text: str) -> dict[str, Any] | None:
 def matching(f: dict[str, Any], now: datetime | None = None) -> QuerySet[Job]:
     """Jobs matching cleaned filter values (the dashboard form's, or `thaw`'s)."""
     now = now or timezone.now()
-    qs = Job.objects.all()
+    qs = hide_engine_jobs(Job.objects.all(), f)
     if f.get("status"):
         qs = qs.filter(status=f["status"])
     if f.get("queue"):
@@ -93,6 +98,18 @@ def matching(f: dict[str, Any], now: datetime | None = None) -> QuerySet[Job]:
     if f.get("args"):
         qs = qs.filter(_args_match(f["args"]))
     return qs
+
+
+def hide_engine_jobs(qs: QuerySet[Job], f: dict[str, Any]) -> QuerySet[Job]:
+    """`qs` without the engine's own jobs, unless `f` asks for them (`engine`) or names
+    them: a task filter, or a search (a job id, the task's name in the admin), so the link
+    from an operation to its job, and a search for that task, still find them.
+
+    The one rule for every job list: the dashboard's (through `matching`) and the admin's
+    (its "engine's own jobs" filter)."""
+    if f.get("engine") or f.get("task") or str(f.get("q") or "").strip():
+        return qs
+    return qs.exclude(task_name__in=ENGINE_TASKS)
 
 
 def _args_match(value: dict[str, Any]) -> Q:

@@ -47,6 +47,7 @@ class _WorkerState:
     draining = False
     in_task = False
     beat: heartbeat.Beat | None = None  # the running attempt's, for the outcome retries
+    error = ""  # the class of what ended the running attempt, for its end line
 
 
 _state = _WorkerState()
@@ -137,9 +138,13 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
     )
     beat = heartbeat.watch(claimed, conf.get().lease_seconds, ctx.cancel_event, ctx.lost_event)
     steps.beat = _state.beat = beat
+    _state.error = ""
+    started = time.monotonic()
     try:
         with running(ctx), tracing.attempt_span(job.task_name, job.pk, claimed.attempt.number,
                                                 job.traceparent) as span:
+            logger.info("job %s (%s) attempt %s of %s started", job.pk, job.task_name,
+                        claimed.attempt.number, job.max_attempts)
             if task is None:
                 # A worker running older code than the web process: retry later.
                 status = _record_failure(claimed, missing, None, ctx)
@@ -147,10 +152,27 @@ def _run_claimed(claimed: Claimed) -> JobStatus | None:
                 status = _run_task(claimed, task, ctx)
             if span is not None:
                 span.set_attribute("job.outcome", str(status or "discarded"))
+            _log_end(claimed, status, time.monotonic() - started)
             return status
     finally:
         _state.beat = None
         heartbeat.unwatch(beat)
+
+
+def _log_end(claimed: Claimed, status: JobStatus | None, seconds: float) -> None:
+    """The attempt's one end line: task, job, attempt, what it left and how long it took.
+
+    Written from what the worker holds (no query), inside the job's log context so a
+    formatter's `%(job)s` fills in too. A failed attempt is a warning, naming the error's
+    class (its message and traceback are on the Attempt row); every other end is info.
+    """
+    job = claimed.job
+    outcome = str(status) if status is not None else "discarded (no longer this worker's)"
+    if _state.error:
+        outcome = f"failed with {_state.error}, job {outcome}"
+    logger.log(logging.WARNING if _state.error else logging.INFO,
+               "job %s (%s) attempt %s ended: %s in %.3f s", job.pk, job.task_name,
+               claimed.attempt.number, outcome, seconds)
 
 
 def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None:
@@ -195,8 +217,6 @@ def _run_task(claimed: Claimed, task: Task, ctx: JobContext) -> JobStatus | None
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from task code
         # Whatever the task raised is its failure, recorded as such; the worker goes on.
         return _record_failure(claimed, exc, task, ctx)
-    logger.info("job %s (%s) succeeded on attempt %s", job.pk, job.task_name,
-                claimed.attempt.number)
     return JobStatus.SUCCEEDED
 
 
@@ -279,7 +299,6 @@ def _settle(write: Callable[[], None], claimed: Claimed, status: JobStatus) -> J
         _write_outcome(write)
     except LostOwnership:
         return None
-    logger.info("job %s attempt %s ended: %s", claimed.job.pk, claimed.attempt.number, status)
     return status
 
 
@@ -299,6 +318,7 @@ def _record_failure(
         permanent=isinstance(exc, PermanentError),
         now=now,
     )
+    _state.error = exc.__class__.__name__
     failed_step = ctx.steps.failed_step_id if isinstance(ctx.steps, Steps) else None
     error = ErrorInfo.from_exception(exc)
     try:
@@ -310,8 +330,6 @@ def _record_failure(
         logger.warning("job %s failed after it was taken from attempt %s",
                        job.pk, claimed.attempt.number)
         return None
-    logger.warning("job %s (%s) attempt %s failed: %s -> %s", job.pk, job.task_name,
-                   claimed.attempt.number, exc.__class__.__name__, status)
     return status
 
 

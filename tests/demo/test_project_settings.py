@@ -44,3 +44,17 @@ def test_the_development_key_is_refused_at_deploy_when_debug_is_off(settings):
         call_command("check", deploy=True, fail_level="ERROR")
     with override_settings(SECRET_KEY="a-real-secret-" + "x" * 50):
         assert check_secret_key() == []
+
+
+def test_the_front_page_says_where_everything_is(client):
+    """`/` in the demo: a newcomer finds the dashboard, the admin, health and metrics from
+    it, and how to enqueue a job; it is open to anyone and shows no job."""
+    from django.urls import reverse
+
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for name in ("dashboard:overview", "admin:jobs_job_changelist", "healthz", "metrics"):
+        assert f'href="{reverse(name)}"' in html, name
+    assert "enqueue(" in html and "make run" in html
+    assert client.post("/").status_code == 405

@@ -12,10 +12,16 @@ run what the README runs once it has (reading a result by its id: the output mus
 the README says it prints); then load the admin, the dashboard and the status API as a
 superuser, and find the dashboard's static files.
 
-- Django 5.2 on this interpreter (the project's own .venv): "Add it to your project".
-- Django 6.1 on pyenv's Python 3.13 (newest Django that Python gets): that section, then
-  "Or with Django's standard task API" (a task declared with django.tasks, enqueued,
-  run by the cluster, its result read back through the framework).
+Both cases follow "Add it to your project" (its logging block included: the cluster's log
+must name each job's task and id, without django-q2's per-job line; its install_schedules
+step: the built-in schedules must exist afterwards), then "Or with Django's standard task
+API" (a task declared with the framework's @task, enqueued, run by the cluster, its result
+read back through the framework):
+
+- Django 5.2 on this interpreter (the project's own .venv), through the django-tasks
+  backport: the section's Django-5.2-only steps (the `tasks` extra, the backport's app,
+  whose check of TASKS must then run), and `django_tasks` for `django.tasks`, as it says.
+- Django 6.1 on pyenv's Python 3.13 (newest Django that Python gets).
 
 Nothing here is skipped: a missing tool (venv, pip, pyenv's Python, the package index)
 fails the test.
@@ -47,14 +53,20 @@ STANDARD_API = "### Or with Django's standard task API"
 # Each case: the Django the README's `pip install` must bring, the Python of the new
 # project's virtualenv (None: this one), and the README sections it follows, in order.
 CASES = [
-    pytest.param("5.2", None, (SECTION,),
+    pytest.param("5.2", None, (SECTION, STANDARD_API),
                  id=f"django5.2-py{sys.version_info[0]}.{sys.version_info[1]}"),
     pytest.param("6.1", "3.13", (SECTION, STANDARD_API), id="django6.1-py3.13"),
 ]
 APPS = ("jobs", "dashboard")
 SERVERS = ("python manage.py runserver", "python manage.py qcluster")
-# The file blocks' first line: `# path — action` (Python) or `{# path — action #}` (templates).
-FILE_LINE = re.compile(r"^(?:#|\{#) (\S+) — (add at the end|create)(?: #\})?$")
+# The file blocks' first line: `# path — action` (Python) or `{# path — action #}` (templates),
+# the action possibly for one Django only (`add at the end, on Django 5.2 only`).
+FILE_LINE = re.compile(r"^(?:#|\{#) (\S+) — (add at the end|create)"
+                       r"(?:, on Django (\d+\.\d+) only)?(?: #\})?$")
+# A shell line for one Django only ends with this comment.
+ONLY_ON = re.compile(r"\s+# on Django (\d+\.\d+) only$")
+PIP = ["pip", "install", "truthful-jobs"]  # the wheel, in its place, with an extra if asked
+BUILTIN_SCHEDULES = ("jobs.purge_finished", "jobs.dead_letter_alert")
 UUID = re.compile(r"\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b")
 SUPERUSER = {"DJANGO_SUPERUSER_USERNAME": "ops", "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
              "DJANGO_SUPERUSER_PASSWORD": "an-ops-password-for-the-install-test"}
@@ -201,29 +213,43 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path, wheel, django
     servers: list[str] = []
     job_ids: list[list[str]] = [[] for _ in sections]
     afterwards: list[tuple[int, str]] = []
+    followed: list[str] = []  # the manage.py commands run, in order
     for n, section_blocks in enumerate(blocks):
         for lang, text in section_blocks:
+            if headings[n] == STANDARD_API and django == "5.2":
+                # As the section says: the backport's module wherever django.tasks is written.
+                text = text.replace("django.tasks", "django_tasks")
+            if lang == "text":
+                continue  # what a command prints, shown: nothing to follow
             if lang == "sh":
                 for line in filter(None, (ln.strip() for ln in text.splitlines())):
+                    only = ONLY_ON.search(line)
+                    if only:
+                        if only.group(1) != django:
+                            continue
+                        line = line[:only.start()]
                     if line.startswith(SERVERS):
                         servers.append(line)  # started below, once every step before has run
                     elif "<id>" in line:
                         afterwards.append((n, line))
-                    elif line == "pip install truthful-jobs":
+                    elif shlex.split(line) in (PIP, [*PIP[:2], "truthful-jobs[tasks]"]):
+                        extra = shlex.split(line)[2].removeprefix("truthful-jobs")
                         run(python, "-m", "pip", "install", "--quiet",
-                            "--disable-pip-version-check", wheel, cwd=home, timeout=600)
-                        lap("pip install")
+                            "--disable-pip-version-check", f"{wheel}{extra}", cwd=home,
+                            timeout=600)
+                        lap(f"pip install{extra}")
                         installed = run(python, "-c", "import django; print(django.get_version())",
                                         cwd=home).strip()
                         assert installed.startswith(f"{django}."), (
                             f"pip brought Django {installed} to this Python, not {django}")
-                        run(venv / "bin" / "django-admin", "startproject", "mysite", ".",
-                            cwd=home)
+                    elif line == "django-admin startproject mysite .":
+                        run(venv / "bin" / "django-admin", *shlex.split(line)[1:], cwd=home)
                     elif line == "python manage.py createsuperuser":  # interactive: by env
                         run(python, "manage.py", "createsuperuser", "--noinput", cwd=home,
                             env=SUPERUSER)
                     elif line.startswith("python manage.py "):
                         out = run(python, *shlex.split(line)[1:], cwd=home)
+                        followed.append(line)
                         job_ids[n] += UUID.findall(out)
                     else:
                         raise AssertionError(f"the README asks for a command this test "
@@ -232,6 +258,8 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path, wheel, django
                 first = text.splitlines()[0]
                 match = FILE_LINE.match(first)
                 assert match, f"a {lang} block must name its file and action: {first!r}"
+                if match.group(3) and match.group(3) != django:
+                    continue
                 target = home / match.group(1)
                 if match.group(2) == "create":
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -246,6 +274,18 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path, wheel, django
     ids = [str(uuid.UUID(found[0])) for found in job_ids]
     job_id = ids[0]
     run(python, "manage.py", "check", cwd=home)
+    # The built-in schedules exist because the README ran install_schedules.
+    assert "python manage.py install_schedules" in followed, followed
+    listed = run(python, "manage.py", "schedules", "list", cwd=home)
+    for name in BUILTIN_SCHEDULES:
+        assert re.search(rf"^{re.escape(name)}  \[enabled\]", listed, flags=re.M), listed
+    if django == "5.2":
+        # The backport's app, as the README adds it: its check of TASKS runs on `check`.
+        registered = run(python, "manage.py", "shell", "-c",
+                         "from django.core.checks.registry import registry; "
+                         "print(sorted({c.__module__ for c in registry.get_checks()}))",
+                         cwd=home)
+        assert "'django_tasks.checks'" in registered, registered
     # "jobs" before "django_q": else django-q2's own qcluster runs, without our shutdown.
     qcluster_from = run(python, "manage.py", "shell", "-c",
                         "from django.core.management import get_commands; "
@@ -269,6 +309,15 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path, wheel, django
         assert succeeded, (f"jobs {[job_row(pk) for pk in ids]} after 60 s; qcluster said:\n"
                            f"{cluster.log()[-4000:]}")
         lap("jobs succeeded")
+        # The README's LOGGING: each job's start and end, by task and id; not django-q2's line.
+        # (The end line follows the commit that the wait above saw: wait for it too.)
+        lines = [line for pk in ids for line in (
+            rf"job {pk} \({re.escape(job_row(pk)[1])}\) attempt 1 of \d+ started",
+            rf"job {pk} \({re.escape(job_row(pk)[1])}\) attempt 1 ended: succeeded in ")]
+        logged = wait_for(lambda: all(re.search(line, cluster.log()) for line in lines),
+                          timeout=10, interval=0.2)
+        assert logged, (lines, cluster.log()[-4000:])
+        assert "Processed '" not in cluster.log(), cluster.log()[-4000:]
 
         def login_page() -> int:
             try:
@@ -319,7 +368,7 @@ client = Client()
 client.force_login(get_user_model().objects.get(username="USERNAME"))
 for url, must_show in [
     ("/admin/", ['id="job-stats"', "Succeeded"]),  # the optional status panel
-    ("/admin/jobs/job/", ["TASK_NAME", "Succeeded"]),
+    ("/admin/jobs/job/", ["TASK_NAME", "Succeeded", 'href="DASHBOARD/jobs/"']),  # its link
     ("/admin/jobs/job/JOB_ID/change/", ["TASK_NAME", "Succeeded"]),
     ("DASHBOARD/", ["Succeeded"]),
     ("DASHBOARD/jobs/", ["TASK_NAME", "Succeeded"]),

@@ -11,6 +11,7 @@ invalid UTF-8 they become, NULs as %00, keys nobody expects.
 from urllib.parse import parse_qsl, quote
 
 import pytest
+from django import forms
 from django.test import Client
 from django.urls import reverse
 from hypothesis import example, given
@@ -27,6 +28,7 @@ from jobs.models import (
     Schedule,
     Step,
 )
+from jobs.ops.search import OPERATION_TASK
 from tests import strategies as hs
 from tests.factories import JobFactory
 from tests.ui.dashboard.factories import StepFactory, superuser
@@ -89,6 +91,33 @@ filter_pairs = st.lists(
 def test_the_job_list_answers_any_filter_with_a_page_or_a_400(root, pairs):
     response = root.get(f"{reverse('dashboard:jobs')}?{query(pairs)}")
     assert_answered(response, 200, 400)
+
+
+@given(value=hs.hostile_param, where=st.sampled_from(["dashboard", "admin"]))
+@example(value="on", where="dashboard")
+@example(value="false", where="dashboard")
+@example(value="1", where="admin")
+@example(value="\x00", where="admin")
+@example(value="\ud800", where="dashboard")
+def test_the_engine_jobs_switch_answers_any_value_and_shows_them_only_when_it_says_so(
+        root, value, where):
+    """`engine` (both job lists): a page or a 400, never a 500; the engine's own job is
+    listed exactly when the value reads as yes (the dashboard's box: what a checkbox
+    field reads as ticked; the admin's filter: its one choice, "1"), the project's
+    job always."""
+    mine = Job.objects.filter(task_name="tests.add").first() or JobFactory()
+    engine = (Job.objects.filter(task_name=OPERATION_TASK).first()
+              or JobFactory(task_name=OPERATION_TASK))
+    url = reverse("dashboard:jobs") if where == "dashboard" else reverse(
+        "admin:jobs_job_changelist")
+    response = root.get(f"{url}?engine={enc(value)}")
+    assert_answered(response, 200, 400)
+    if response.status_code == 200:
+        body = response.content.decode()
+        asked = (forms.BooleanField(required=False).clean(value) if where == "dashboard"
+                 else value == "1")
+        assert str(mine.pk) in body
+        assert (str(engine.pk) in body) is asked
 
 
 @given(filters=st.one_of(hs.hostile_param, filter_pairs.map(query)), action=st.sampled_from(
@@ -194,7 +223,7 @@ def test_the_status_api_answers_any_query_with_json(root, pairs):
 
 @given(pairs=st.lists(st.tuples(st.one_of(
     st.sampled_from(["status__exact", "queue", "task", "q", "created", "o", "p", "e",
-                     "task_name", "enabled", "resolved"]), hs.nasty_text),
+                     "task_name", "enabled", "resolved", "engine"]), hs.nasty_text),
     hs.hostile_param), max_size=3),
     model=st.sampled_from(["job", "attempt", "deadletter", "schedule", "step",
                            "operatoraction"]))

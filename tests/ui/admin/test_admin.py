@@ -328,6 +328,22 @@ def test_changelist_queries_do_not_grow_with_the_page_size(operator, monkeypatch
     assert counts[10] == counts[100]
 
 
+def test_the_engine_s_own_jobs_are_left_out_of_the_list_unless_shown_or_named(operator):
+    """The dashboard's rule (jobs.ops.search.hide_engine_jobs), as an admin filter."""
+    mine, engine = JobFactory(), JobFactory(task_name=bulk.TASK)
+
+    def shown(**params):
+        return set(operator.get(JOBS, params).context["cl"].result_list)
+
+    assert shown() == {mine}
+    page = operator.get(JOBS).content.decode()
+    assert "engine&#x27;s own jobs" in page and 'href="?engine=1"' in page  # the switch
+    assert shown(engine="1") == {mine, engine}
+    assert shown(task=bulk.TASK) == {engine}
+    assert shown(q=bulk.TASK) == {engine}  # the search matches task names exactly
+    assert shown(q=short_id(engine.pk)) == {engine}
+
+
 class TestSearch:
     def find(self, client, term):
         with CaptureQueriesContext(connection) as queries:

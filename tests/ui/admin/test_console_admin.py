@@ -8,6 +8,7 @@ from django.urls import reverse
 from django_q import models as q_models
 
 from jobs.models import DeadLetter, Job, JobStatus, OperatorAction, Step
+from jobs.models.ids import short_id
 from jobs.ops import operations
 from tests.factories import DeadLetterFactory, StaffFactory
 from tests.ui.dashboard.factories import staff_with
@@ -72,7 +73,7 @@ def test_the_audit_log_is_in_the_admin_read_only():
     operations.perform("requeue", user, [job.pk])
     client = client_for(user)
     page = client.get(reverse("admin:jobs_operatoraction_changelist")).content.decode()
-    assert "Requeue (start over)" in page and "1 selected job" in page
+    assert "Requeue (start over)" in page and f"job {short_id(job.pk)} (tests.add)" in page
     assert "Requeued 1, skipped 0." in page
     entry = OperatorAction.objects.get()
     assert client.post(reverse("admin:jobs_operatoraction_change", args=[entry.pk]),

@@ -89,7 +89,7 @@ def test_a_bulk_action_over_every_match_shows_progress_and_a_truthful_report(pag
         "Cancelled 70, skipped 5 (5 that had already finished).", timeout=10_000)
     page.get_by_role("link", name="Activity").click()
     expect(page.locator("table.activity tbody tr").first).to_contain_text(
-        "every job matching task=tests.add, enqueued before ")
+        "every job of task “tests.add”, enqueued before ")
     page.screenshot(path=str(SCREENSHOTS / "activity.png"), full_page=True)
     assert js_errors == []
 

@@ -151,6 +151,21 @@ def test_filters_by_status_queue_task_time_and_search(ops_client):
     assert listed(ops_client.get(LIST, {"q": "no-such-key"})) == []
 
 
+def test_the_engine_s_own_jobs_are_left_out_unless_shown_or_named(ops_client):
+    """An operation's job (jobs.bulk_action) is not the project's work: the list leaves it
+    out, the "Engine's own jobs" box shows it, and a task filter or its id finds it."""
+    mine, engine = JobFactory(), JobFactory(task_name="jobs.bulk_action")
+    assert listed(ops_client.get(LIST)) == [str(mine.pk)]
+    page = ops_client.get(LIST)
+    assert 'name="engine"' in page.content.decode()  # the box to tick
+    assert listed(ops_client.get(LIST, {"engine": "on"})) == [str(engine.pk), str(mine.pk)]
+    assert listed(ops_client.get(LIST, {"task": "jobs.bulk_action"})) == [str(engine.pk)]
+    assert listed(ops_client.get(LIST, {"q": str(engine.pk)})) == [str(engine.pk)]
+    # Its next-page links keep it.
+    assert "engine=on" in ops_client.get(LIST, {"engine": "on", "size": 25}).context[
+        "next_query"]
+
+
 def test_search_finds_ids_the_way_the_admin_does(ops_client):
     """presentation.id_search: whole ids (several at once) or one 8+ digit prefix as
     a range on the primary key; an idempotency key still matches exactly."""

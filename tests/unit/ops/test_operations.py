@@ -56,3 +56,39 @@ def test_every_action_needs_its_permission(action):
 def test_available_lists_only_permitted_actions():
     user = staff_with("cancel_job", "resume_job")
     assert [a.name for a in operations.available(user)] == ["resume", "cancel"]
+
+
+def test_an_action_on_one_job_is_logged_by_the_job_s_short_id_and_task():
+    """A job page's Requeue button: the audit log and the operation's title name the job
+    as the lists show it, not the id list or a filter."""
+    from jobs.models import OperatorAction
+    from jobs.models.ids import short_id
+    from jobs.ops import audit
+
+    job = DeadLetterFactory(job__task_name="reports.build").job
+    operations.perform("requeue", staff_with("requeue_job"), [job.pk])
+    row = OperatorAction.objects.get()
+    assert audit.describe_target(row.target) == f"job {short_id(job.pk)} (reports.build)"
+    # A selection of several is counted, as before.
+    others = [JobFactory(status=JobStatus.DEAD) for _ in range(2)]
+    operations.perform("requeue", staff_with("requeue_job"), [o.pk for o in others])
+    assert audit.describe_target(OperatorAction.objects.latest("id").target) == \
+        "2 selected jobs"
+
+
+@pytest.mark.parametrize(("stored", "words"), [
+    ({"task": "tests.add", "created_before": "2026-01-05T10:12:01.5+00:00"},
+     "every job of task “tests.add”, enqueued before 2026-01-05 10:12:01"),
+    ({"status": "dead", "queue": "emails", "cause": "ValueError: bad row", "letter": "open",
+      "created_before": "2026-01-05T10:12:01+00:00"},
+     "every dead job in queue “emails” that failed with “ValueError: bad row” with an "
+     "unresolved dead letter, enqueued before 2026-01-05 10:12:01"),
+    ({"q": "welcome:42", "args": {"user_id": 42}, "since": "2026-01-01T00:00:00+00:00"},
+     'every job found by “welcome:42” created from 2026-01-01 00:00:00 with arguments '
+     '{"user_id": 42}'),
+    ({}, "every job"),
+])
+def test_an_every_match_operation_is_titled_in_words(stored, words):
+    from jobs.ops import audit
+
+    assert audit.describe_target({"filter": stored}) == words

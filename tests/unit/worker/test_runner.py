@@ -1,3 +1,4 @@
+import logging
 import os
 import re
 import socket
@@ -344,3 +345,38 @@ def test_the_lease_left_is_read_from_the_running_attempts_heartbeat(monkeypatch)
                              "lease_seconds": 3.0})()
     monkeypatch.setattr(runner_module._state, "beat", beat)
     assert 0.9 <= runner_module._lease_left() <= 1.0  # 3 s lease, renewed 1 s ago, 1 s margin
+
+
+class TestAttemptLogLines:
+    """Each attempt says in the log, from the worker, when it starts and how it ended:
+    task, job id, attempt, outcome and duration, written from what the worker holds."""
+
+    def lines(self, caplog, job) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "jobs.runner" and str(job.pk) in r.message]
+
+    def test_a_success_is_one_start_and_one_end_line_without_extra_queries(self, caplog):
+        silent, job = enqueue("tests.add", 1, b=1), enqueue("tests.add", 2, b=3)
+        with caplog.at_level(logging.ERROR, logger="jobs.runner"), \
+                CaptureQueriesContext(connection) as quiet:
+            run_job(silent.pk)
+        with caplog.at_level(logging.INFO, logger="jobs.runner"), \
+                CaptureQueriesContext(connection) as logged:
+            assert run_job(job.pk) == S.SUCCEEDED
+        start, end = self.lines(caplog, job)
+        assert start.levelno == end.levelno == logging.INFO
+        assert start.getMessage() == f"job {job.pk} (tests.add) attempt 1 of 3 started"
+        assert re.fullmatch(rf"job {job.pk} \(tests\.add\) attempt 1 ended: succeeded "
+                            r"in \d+\.\d{3} s", end.getMessage())
+        assert len(logged.captured_queries) == len(quiet.captured_queries)
+        # Written inside the job's log context: a formatter's %(job)s names it too.
+        assert all(r.job_id == str(job.pk) and r.job_task == "tests.add" for r in (start, end))
+
+    def test_a_failure_ends_with_a_warning_naming_the_error_and_what_follows(self, caplog):
+        job = enqueue("tests.fail_always", "disk full")
+        with caplog.at_level(logging.INFO, logger="jobs.runner"):
+            run_job(job.pk)
+        start, end = self.lines(caplog, job)
+        assert "attempt 1 of 3 started" in start.getMessage()
+        assert end.levelno == logging.WARNING
+        assert re.fullmatch(rf"job {job.pk} \(tests\.fail_always\) attempt 1 ended: failed "
+                            r"with RuntimeError, job retrying in \d+\.\d{3} s", end.getMessage())
