@@ -33,6 +33,7 @@ from jobs.admin.base import (
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Step
 from jobs.ops import access, bulk, operations
 from jobs.ops.presentation import duration_text, short_id, status_dot, value_text
+from jobs.ops.step_runs import step_time
 
 # --- Job -----------------------------------------------------------------------------------
 
@@ -78,8 +79,8 @@ class StepInline(StatusDurationColumns, admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ("position", "id")
-    fields = ("position", "step_link", "status_display", "attempts_display", "limits_display",
-              "progress", "error")
+    fields = ("position", "step_link", "status_display", "time", "attempts_display",
+              "limits_display", "progress", "error")
     readonly_fields = fields
     status_kind = "step"
 
@@ -92,6 +93,11 @@ class StepInline(StatusDurationColumns, admin.TabularInline):
     @admin.display(description="step")
     def step_link(self, obj: Step) -> SafeString:
         return admin_link(obj, obj.name)
+
+    @admin.display(description="time")
+    def time(self, obj: Step) -> str:
+        """Its latest run's time, as the dashboard's step heading says it."""
+        return step_time(obj, timezone.now())
 
     @admin.display(description="attempts")
     def attempts_display(self, obj: Step) -> str:
