@@ -52,7 +52,7 @@ class JobFilterForm(forms.Form):
     q = forms.CharField(
         label="Search", max_length=255, required=False,
         widget=forms.TextInput(attrs={
-            "type": "search", "placeholder": "job id (the 8 characters shown) or idempotency key"}),
+            "type": "search", "placeholder": "job id or idempotency key"}),
     )
     args = forms.CharField(
         label="Arguments", max_length=MAX_ARGS_CHARS, required=False,

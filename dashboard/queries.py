@@ -11,7 +11,6 @@ actions from `jobs.ops.operations`.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +21,16 @@ from django.utils import timezone
 
 from jobs import conf
 from jobs.core.serialization import pretty_json
-from jobs.models import Attempt, DeadLetter, Job, JobStatus, Schedule, Step, StepStatus
+from jobs.models import (
+    Attempt,
+    AttemptStatus,
+    DeadLetter,
+    Job,
+    JobStatus,
+    Schedule,
+    Step,
+    StepStatus,
+)
 from jobs.ops import access, failures, operations, search, serving, stats
 from jobs.ops.presentation import (
     CappedCount,
@@ -30,6 +38,7 @@ from jobs.ops.presentation import (
     job_progress,
     status_info,
 )
+from jobs.ops.step_runs import StepRun, attempts_by_step, step_runs, step_time
 from jobs.scheduling.cron import format_run
 
 PAGE_SIZES = (25, 50, 100)
@@ -222,6 +231,9 @@ class StepView:
     attempts: list[Attempt] = field(default_factory=list)
     limits_text: str = ""
     limits_errors: list[str] = field(default_factory=list)
+    # The step's table of attempts and its time: jobs.ops.step_runs, one source for both.
+    runs: list[StepRun] = field(default_factory=list)
+    time: str = ""
 
     @property
     def expanded(self) -> bool:
@@ -233,7 +245,7 @@ class StepView:
 class JobDetail:
     job: Job
     steps: list[StepView]
-    other_attempts: list[Attempt]
+    other_attempts: list[Attempt]  # ended before, between or after steps
     attempts: list[Attempt]
     progress: dict[str, Any]
     open_dead_letter: DeadLetter | None
@@ -242,6 +254,16 @@ class JobDetail:
     @property
     def terminal(self) -> bool:
         return self.job.is_terminal
+
+    @property
+    def running_between_steps(self) -> list[Attempt]:
+        """The running attempt while it is in none of the steps (before the first,
+        between two): the page's "Current attempt", not a leftover."""
+        return [a for a in self.other_attempts if a.status == AttemptStatus.RUNNING]
+
+    @property
+    def ended_outside_steps(self) -> list[Attempt]:
+        return [a for a in self.other_attempts if a.status != AttemptStatus.RUNNING]
 
 
 def job_detail(job_id: UUID | str) -> JobDetail | None:
@@ -254,7 +276,9 @@ def job_detail(job_id: UUID | str) -> JobDetail | None:
     letter = DeadLetter.objects.filter(job=job, resolved_at__isnull=True).first()
     by_step = attempts_by_step(steps, attempts)
     placed = {a.pk for listed in by_step.values() for a in listed}
-    views = [StepView(step=s, attempts=by_step.get(s.pk, []), limits_text=_json(s.limits))
+    now = timezone.now()
+    views = [StepView(step=s, attempts=by_step.get(s.pk, []), limits_text=_json(s.limits),
+                      runs=step_runs(s, by_step.get(s.pk, []), now), time=step_time(s, now))
              for s in steps]
     return JobDetail(
         job=job,
@@ -263,24 +287,8 @@ def job_detail(job_id: UUID | str) -> JobDetail | None:
         attempts=attempts,
         progress=job_progress(steps),
         open_dead_letter=letter,
+        now=now,
     )
-
-
-def attempts_by_step(steps: list[Step], attempts: list[Attempt]) -> dict[int, list[Attempt]]:
-    """The job's attempts that ran each step, newest first: those that failed in it
-    (Attempt.step) and the one in which it succeeded (Step.attempt_number). An
-    attempt that completed several steps is listed under each of them."""
-    by_number = {a.number: a for a in attempts}
-    out: dict[int, list[Attempt]] = defaultdict(list)
-    for a in attempts:
-        if a.step_id is not None:
-            out[a.step_id].append(a)
-    for s in steps:
-        won = by_number.get(s.attempt_number) if s.status == StepStatus.SUCCEEDED else None
-        if won is not None and won not in out[s.pk]:
-            out[s.pk].append(won)
-            out[s.pk].sort(key=lambda a: -a.number)
-    return out
 
 
 def _json(value: Any) -> str:

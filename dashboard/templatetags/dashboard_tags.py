@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from jobs.core import serialization
-from jobs.ops import presentation
+from jobs.ops import presentation, step_runs
 
 register = template.Library()
 
@@ -23,6 +23,8 @@ register = template.Library()
 register.simple_tag(presentation.status_dot, name="status_dot")
 # {{ delta|duration }}: "850 ms", "4.2 s", "5 min 3 s", "2 h 10 min", "3 d 4 h", "—".
 register.filter("duration", presentation.duration_text)
+# {% progress_text current total message %}: "700/1200 row 700", the figures said once.
+register.simple_tag(step_runs.progress_text, name="progress_text")
 # {{ job.pk|short_id }}: the last 8 hex digits, what the lists show and search finds.
 register.filter("short_id", presentation.short_id)
 

@@ -47,6 +47,7 @@ from jobs.ops.presentation import (
     status_dot,
     time_range_choices,
 )
+from jobs.ops.step_runs import progress_text
 
 # --- Display helpers -------------------------------------------------------------------
 # Statuses, durations, counts, time ranges and id search are jobs.ops.presentation's,
@@ -82,9 +83,10 @@ def error_details(obj: Any, kind: str) -> SafeString:
 
 
 def step_progress(step: Step) -> str:
+    """As the dashboard says it (jobs.ops.step_runs): "700/1200 row 700", figures once."""
     if step.progress_total is None:
         return "-"
-    return f"{step.progress_current or 0} / {step.progress_total} {step.progress_message}".strip()
+    return progress_text(step.progress_current, step.progress_total, step.progress_message)
 
 
 class StatusDurationColumns:

@@ -33,6 +33,7 @@ from jobs.admin.base import (
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Step
 from jobs.ops import access, bulk, operations, search
 from jobs.ops.presentation import duration_text, short_id, status_dot, value_text
+from jobs.ops.step_runs import step_time
 
 # --- Job -----------------------------------------------------------------------------------
 
@@ -101,8 +102,8 @@ class StepInline(StatusDurationColumns, admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ("position", "id")
-    fields = ("position", "step_link", "status_display", "attempts_display", "limits_display",
-              "progress", "error")
+    fields = ("position", "step_link", "status_display", "time", "attempts_display",
+              "limits_display", "progress", "error")
     readonly_fields = fields
     status_kind = "step"
 
@@ -115,6 +116,11 @@ class StepInline(StatusDurationColumns, admin.TabularInline):
     @admin.display(description="step")
     def step_link(self, obj: Step) -> SafeString:
         return admin_link(obj, obj.name)
+
+    @admin.display(description="time")
+    def time(self, obj: Step) -> str:
+        """Its latest run's time, as the dashboard's step heading says it."""
+        return step_time(obj, timezone.now())
 
     @admin.display(description="attempts")
     def attempts_display(self, obj: Step) -> str:
@@ -179,13 +185,15 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
     def short_id(self, obj: Job) -> str:
         return short_id(obj.pk)
 
+    # Task, queue and error are cut to their column (admin/jobs/job/change_list.html):
+    # the whole text is the tooltip.
     @admin.display(description="task")
-    def task_name_display(self, obj: Job) -> str:
-        return obj.task_name
+    def task_name_display(self, obj: Job) -> SafeString:
+        return format_html('<span title="{}">{}</span>', obj.task_name, obj.task_name)
 
     @admin.display(description="queue")
-    def queue_display(self, obj: Job) -> str:
-        return obj.queue
+    def queue_display(self, obj: Job) -> SafeString:
+        return format_html('<span title="{}">{}</span>', obj.queue, obj.queue)
 
     @admin.display(description="attempts")
     def attempts_display(self, obj: Job) -> str:
@@ -202,12 +210,18 @@ class JobAdmin(IndexedSearchMixin, OperationsActionsMixin, StatusDurationColumns
 
     @admin.display(description="last error")
     def last_error_short(self, obj: Job) -> SafeString | str:
-        """Wrapped, not clipped, and the whole line on hover (the job page has it all)."""
+        """One line cut to the column, the whole summary on hover (Job.last_error, at
+        most 300 characters); the job's page has the error and its traceback."""
         if not obj.last_error:
             return ""
-        return format_html('<span class="last-error" title="{}" style="white-space:normal;'
-                           'overflow-wrap:anywhere">{}</span>', obj.last_error,
+        return format_html('<span class="last-error" title="{}">{}</span>', obj.last_error,
                            truncated(obj.last_error, 160))
+
+    def changelist_view(self, request: HttpRequest,
+                        extra_context: dict | None = None) -> HttpResponse:
+        # The widest table of the admin gets the page's width: no app list beside it.
+        context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     # The whole of a long value (a page shows a bounded preview) -----------------
 

@@ -13,7 +13,6 @@ job, not a step of the attempt that replaced it, not even a progress figure.
 
 from __future__ import annotations
 
-import traceback as tb
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from jobs import conf, database, signals
 from jobs.core import causes, statements
 from jobs.core.clock import database_now, database_now_plus
 from jobs.core.serialization import describe, storable_text
+from jobs.core.tracebacks import task_traceback
 from jobs.database import connection
 from jobs.exceptions import (
     InvalidProgress,
@@ -118,7 +118,7 @@ class ErrorInfo:
         """`exc` as stored; without its traceback for an error the engine made up to
         say what happened (a lost worker has no stack to show)."""
         return cls(error_class=class_path(type(exc)), message=describe(exc),
-                   traceback=_traceback(exc) if with_traceback else "", exception=exc)
+                   traceback=task_traceback(exc) if with_traceback else "", exception=exc)
 
     @property
     def summary(self) -> str:
@@ -138,14 +138,6 @@ def class_path(kind: type[BaseException]) -> str:
     if kind.__module__ == "builtins":
         return kind.__qualname__
     return f"{kind.__module__}.{kind.__qualname__}"
-
-
-def _traceback(exc: BaseException) -> str:
-    try:
-        return "".join(tb.format_exception(exc))
-    except Exception:  # noqa: BLE001 - formatting calls the exception's own __str__
-        frames = "".join(tb.format_tb(exc.__traceback__))
-        return f"Traceback (most recent call last):\n{frames}{describe(exc)}"
 
 
 @dataclass

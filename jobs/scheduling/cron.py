@@ -65,10 +65,16 @@ def upcoming(cron: str, time_zone: str, count: int = 5, after: datetime | None =
 
 
 def format_run(when: datetime, time_zone: str) -> str:
-    """A due time as operators read it: local in the schedule's zone, then UTC."""
+    """A due time as operators read it: local in the schedule's zone, then UTC.
+
+    A zone that is UTC itself ("UTC", "Etc/UTC") is said once: "21:15 UTC (UTC)
+    = 21:15 UTC" repeats one fact three times and reads like two different times.
+    """
     local = when.astimezone(ZoneInfo(time_zone))
-    return (f"{local:%Y-%m-%d %H:%M %Z} ({time_zone}) = "
-            f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+    utc = f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if local.tzname() == "UTC" and not local.utcoffset():
+        return utc
+    return f"{local:%Y-%m-%d %H:%M %Z} ({time_zone}) = {utc}"
 
 
 def _instant(wall: datetime, tz: ZoneInfo) -> datetime:

@@ -68,6 +68,19 @@ def fail_always(message: str) -> None:
     raise RuntimeError(message)
 
 
+def _lookup(table: dict, key: str) -> str:
+    return table[key]
+
+
+@task(name="tests.fail_chained", max_attempts=1)
+def fail_chained(key: str) -> None:
+    """Fails with a cause: a KeyError re-raised as the task's own error."""
+    try:
+        _lookup({}, key)
+    except KeyError as exc:
+        raise LookupError(f"no price for {key}") from exc
+
+
 @task(name="tests.fail_permanent", max_attempts=5)
 def fail_permanent(message: str) -> None:
     raise PermanentError(message)

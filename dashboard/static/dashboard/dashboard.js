@@ -102,18 +102,85 @@
     for (const [name, value] of [...data.entries()]) if (value === "") data.delete(name);
   });
 
-  document.addEventListener("htmx:beforeSwap", () => {
+  // --- Keeping the reader's place across a swap -----------------------------------
+  // A polled page (every hx-trigger="every ...") replaces its content every few
+  // seconds. Without this the reader loses their scroll position, the <details>
+  // they opened and the control they were on. Recorded just before any swap,
+  // put back just after it: the scroll position, open/closed <details> by a
+  // stable key (id or data-keep), steps by data-step (`expanded`, above), and
+  // focus by the focused element's key, or by its path from the nearest keyed
+  // ancestor when it has none (checked by tag and text before it is used, so a
+  // reordered list never moves focus to a neighbour).
+  let kept = null;
+
+  const keyOf = (el) => el.id ? "#" + el.id : (el.dataset && el.dataset.keep ? "@" + el.dataset.keep : null);
+
+  function findKey(key) {
+    if (key[0] === "#") return document.getElementById(key.slice(1));
+    for (const el of document.querySelectorAll("[data-keep]")) if (el.dataset.keep === key.slice(1)) return el;
+    return null;
+  }
+
+  function focusLocator(el) {
+    if (!el || el === document.body || !el.closest) return null;
+    const anchor = el.closest("[id], [data-keep]");
+    if (!anchor) return null;
+    const path = [];
+    for (let n = el; n !== anchor; n = n.parentElement) path.unshift([...n.parentElement.children].indexOf(n));
+    return { anchor: keyOf(anchor), path, tag: el.tagName, text: el.textContent.trim().slice(0, 200) };
+  }
+
+  function findLocated(loc) {
+    let el = findKey(loc.anchor);
+    for (const i of loc.path) el = el && el.children[i];
+    if (!el || el.tagName !== loc.tag) return null;
+    // Found by its own key: the same control even if its words changed (Pause -> Resume).
+    return loc.path.length === 0 || el.textContent.trim().slice(0, 200) === loc.text ? el : null;
+  }
+
+  function restoreSteps(root) {
+    root.querySelectorAll(".step").forEach((step) => {
+      if (expanded.has(step.dataset.step)) setExpanded(step, expanded.get(step.dataset.step));
+    });
+  }
+
+  // Everything that sets the page's height first, the scroll position last: in the same
+  // task as the swap, so no frame is painted in between.
+  function restorePlace() {
+    if (!kept) return;
+    restoreSteps(document);
+    kept.details.forEach((open, key) => { const d = findKey(key); if (d && d.tagName === "DETAILS") d.open = open; });
     const pills = document.querySelector(".pills");
-    pillsScroll = pills ? pills.scrollLeft : 0;
+    if (pills) pills.scrollLeft = kept.pillsScroll;
+    if (kept.focus && document.activeElement !== kept.focused) {
+      const el = findLocated(kept.focus);
+      if (el) el.focus({ preventScroll: true });
+    }
+    window.scrollTo(kept.scrollX, kept.scrollY);
+  }
+
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const target = event.detail.target;
+    const details = new Map();
+    if (target) {
+      target.querySelectorAll("details").forEach((d) => { const key = keyOf(d); if (key) details.set(key, d.open); });
+    }
+    const pills = document.querySelector(".pills");
+    kept = { scrollX: window.scrollX, scrollY: window.scrollY, details,
+             pillsScroll: pills ? pills.scrollLeft : 0,
+             focused: document.activeElement, focus: focusLocator(document.activeElement) };
+    pillsScroll = kept.pillsScroll;
   });
 
   document.addEventListener("htmx:load", (event) => {
-    event.detail.elt.querySelectorAll(".step").forEach((step) => {
-      if (expanded.has(step.dataset.step)) setExpanded(step, expanded.get(step.dataset.step));
-    });
+    restoreSteps(event.detail.elt);
     const pills = event.detail.elt.querySelector(".pills");
     if (pills) pills.scrollLeft = pillsScroll;
   });
+
+  document.addEventListener("htmx:afterSwap", restorePlace);
+  // Settling can still move things (htmx swaps attributes in after a short delay).
+  document.addEventListener("htmx:afterSettle", () => { restorePlace(); kept = null; });
 
   // A 403 or 500 is not swapped into the page (see the htmx-config meta): say so instead.
   document.addEventListener("htmx:responseError", (event) => {

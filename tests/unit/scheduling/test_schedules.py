@@ -28,7 +28,7 @@ from jobs.models import (
     Schedule,
 )
 from jobs.scheduling.builtins import BUILTINS, alert_dead_letters, purge_finished
-from jobs.scheduling.cron import last_run_at_or_before, next_run_after, upcoming
+from jobs.scheduling.cron import format_run, last_run_at_or_before, next_run_after, upcoming
 from jobs.scheduling.firing import Outcome, create_schedule, fire, fire_due, run_now
 from jobs.worker import maintenance
 from jobs.worker.runner import run_job
@@ -144,6 +144,22 @@ class TestTimeZonesAndDst:
             next_run_after("0 * * * *", "UTC", datetime(2026, 1, 1))
         with pytest.raises(ValueError, match="timezone-aware"):
             fire_due(now=datetime(2026, 1, 1))
+
+
+    @pytest.mark.parametrize("zone", ["UTC", "Etc/UTC"])
+    def test_a_utc_schedule_says_its_time_once(self, zone):
+        when = datetime(2026, 6, 1, 21, 15, tzinfo=UTC)
+        assert format_run(when, zone) == "2026-06-01 21:15 UTC"
+
+    @pytest.mark.parametrize(("zone", "expected"), [
+        ("Europe/Berlin", "2026-06-01 23:15 CEST (Europe/Berlin) = 2026-06-01 21:15 UTC"),
+        # Zero offset but another zone's name: both are said, the zone is not UTC in winter.
+        ("Europe/London", "2026-01-01 21:15 GMT (Europe/London) = 2026-01-01 21:15 UTC"),
+    ])
+    def test_another_zone_shows_local_time_then_utc(self, zone, expected):
+        month = 1 if zone == "Europe/London" else 6
+        when = datetime(2026, month, 1, 21, 15, tzinfo=UTC)
+        assert format_run(when, zone) == expected
 
 
 class TestValidation:
