@@ -13,7 +13,17 @@ from django.utils import timezone
 
 from jobs import enqueue
 from jobs.core import transitions
-from jobs.models import Attempt, AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
+from jobs.core.causes import cause
+from jobs.models import (
+    Attempt,
+    AttemptStatus,
+    Cluster,
+    DeadLetter,
+    Job,
+    JobStatus,
+    Step,
+    StepStatus,
+)
 from jobs.scheduling.builtins import install_builtins
 from jobs.scheduling.firing import create_schedule
 from jobs.worker.runner import run_job
@@ -37,6 +47,12 @@ def build(owner) -> Job:
                                              run_after=now - timedelta(minutes=7 - i))
     for i in range(2):
         enqueue("demo.build_report", 200 + i, queue="default")
+
+    # A live cluster serving both queues (its registry row, as a running cluster keeps
+    # it fresh), so the overview shows the everyday state, not the no-cluster banner.
+    Cluster.objects.create(name="default", host="worker-2", pid=4700,
+                           queues=["default", "reports"], workers=2, pids=[4700, 4711],
+                           worker_pids=[4711], jobs_in_hand=1, last_seen_at=now)
 
     # A catalog import in the middle of its "validate" step.
     running = enqueue("demo.import_catalog", "catalog-eu.csv", enqueued_by=owner)
@@ -72,6 +88,9 @@ def _history(now) -> None:
                 created_at=at - timedelta(seconds=20), started_at=at - timedelta(seconds=5),
                 finished_at=at, attempt_count=1,
                 last_error="" if n < ok else "ConnectionError: upstream timed out",
+                # What a worker's dead transition writes beside the error.
+                failure_cause="" if n < ok else cause("ConnectionError", "upstream timed out"),
+                last_failed_at=None if n < ok else at,
             ))
     Job.objects.bulk_create(rows)
     # Operators already dealt with that outage: its dead letters are resolved.
