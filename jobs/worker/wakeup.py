@@ -44,30 +44,44 @@ logger = logging.getLogger("jobs.wakeup")
 
 @dataclass(frozen=True)
 class Heard:
-    """One notification: a job of `queue` runnable from `due` (epoch seconds).
+    """One notification: a job of `queue` runnable from `due` (epoch seconds by the
+    database's clock).
 
     `job_id` and `task_name` are empty when no job is named (a queue resumed, or
     a trigger older than migration 0009): then the queue is to be looked at.
+    `sent_at` is the database's clock when the trigger ran (migration 0012; None
+    before it), so how long to wait is read from the database's clock, not this
+    host's: a host a minute behind would otherwise hear every delayed job as a
+    minute away and find it only at its fallback poll.
     """
 
     queue: str
     due: float
     job_id: str = ""
     task_name: str = ""
+    sent_at: float | None = None
 
     @classmethod
     def parse(cls, payload: str) -> Heard | None:
         try:
             note = json.loads(payload)
+            sent_at = note.get("n")
             return cls(str(note["q"]), float(note["at"]), str(note.get("id", "")),
-                       str(note.get("t", "")))
-        except (ValueError, TypeError, KeyError):
+                       str(note.get("t", "")), None if sent_at is None else float(sent_at))
+        except (ValueError, TypeError, KeyError, AttributeError):
             pass
         queue, _, epoch = payload.rpartition(" ")  # before 0009: "<queue> <epoch>"
         try:
             return cls(queue, float(epoch))
         except ValueError:
             return None
+
+    def due_here(self, heard_at: float) -> float:
+        """When it is due by this host's clock, heard at `heard_at` (this host's time):
+        the wait the database's clock gives, from now; without `sent_at`, `due` as is."""
+        if self.sent_at is None:
+            return self.due
+        return heard_at + (self.due - self.sent_at)
 
 
 # What Listener.wait hands back: a job to run now, by id and task name.
@@ -139,7 +153,8 @@ class Listener:
         named; None if nothing is due now (delayed jobs are remembered)."""
         named: list[Due] = []
         anything = False
-        now = time.time() + 0.001
+        heard_at = time.time()
+        now = heard_at + 0.001
         for payload in payloads:
             heard = Heard.parse(payload)
             if heard is None:
@@ -147,9 +162,9 @@ class Listener:
                 continue
             if heard.queue not in self.queues:
                 continue
-            if heard.due > now:
-                self.next_due = heard.due if self.next_due is None else min(self.next_due,
-                                                                              heard.due)
+            due = heard.due_here(heard_at)
+            if due > now:
+                self.next_due = due if self.next_due is None else min(self.next_due, due)
                 continue
             anything = True
             if heard.job_id:

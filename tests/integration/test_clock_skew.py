@@ -35,9 +35,10 @@ LEASE = 2
 ENV = {
     "JOBS_LEASE_SECONDS": str(LEASE),
     "JOBS_REAPER_INTERVAL_SECONDS": "0.5",
-    # The pusher's LISTEN wait compares a notified job's run_after with the host's
-    # clock (jobs.worker.wakeup); a skewed pusher then finds it by its fallback
-    # poll instead, so that poll is what bounds the lateness here.
+    # The default fallback poll (1 s) would hide a wake-up that reads the host's clock
+    # (before migration 0012 a skewed pusher found a delayed job only by that poll);
+    # a short one keeps such a regression within the bound too, so the wake-up itself
+    # is tested by tests/unit/worker/test_wakeup.py.
     "JOBS_LISTEN_FALLBACK_SECONDS": "0.25",
 }
 DUE_JOBS = 10

@@ -1,6 +1,7 @@
 """LISTEN/NOTIFY wake-up (PostgreSQL): a job that becomes runnable notifies at commit,
 never on rollback, and a pusher waiting for work returns at once for its own queues."""
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -30,6 +31,35 @@ def test_a_job_enqueued_in_a_transaction_notifies_at_commit_only(listening):
     assert note is not None and note.queue == "reports"
     assert abs(note.due - job.run_after.timestamp()) < 0.001
     assert (note.job_id, note.task_name) == (str(job.pk), "tests.noop")
+
+
+def test_the_notification_carries_the_database_clock(listening):
+    job = enqueue("tests.noop", queue="reports", run_after=timedelta(seconds=30))
+    (payload,) = heard(listening)
+    note = Heard.parse(payload)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch FROM statement_timestamp())")
+        database_now = float(cursor.fetchone()[0])
+    assert note is not None and note.sent_at is not None
+    assert 0 <= database_now - note.sent_at < 2
+    assert abs(note.due - job.run_after.timestamp()) < 0.001
+
+
+@pytest.mark.parametrize("host_offset", [-60.0, 0.0, 60.0])
+def test_when_a_heard_job_is_due_is_read_from_the_database_clock(host_offset):
+    """A host whose clock is a minute off hears a job due now as due now, and one due
+    in 2 s as due 2 s from now by its own clock (not a minute early or late)."""
+    host_now = time.time()
+    database_now = host_now - host_offset
+    listener = Listener(["default"])
+    due_now = json.dumps({"q": "default", "at": database_now, "n": database_now,
+                          "id": "a", "t": "tests.noop"})
+    assert listener._due([due_now]) == [("a", "tests.noop")]
+    later = json.dumps({"q": "default", "at": database_now + 2, "n": database_now,
+                        "id": "b", "t": "tests.noop"})
+    assert listener._due([later]) is None
+    assert listener.next_due is not None
+    assert 1.5 < listener.next_due - host_now < 2.5
 
 
 def test_a_payload_of_the_previous_trigger_still_wakes_for_its_queue():
