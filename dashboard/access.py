@@ -13,7 +13,7 @@ from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from jobs.ops import access
-from jobs.ops.presentation import reject_unstorable_input
+from jobs.ops.guards import reject_unstorable_input
 
 
 def route_name(request: HttpRequest) -> str:

@@ -4,8 +4,9 @@ Views stay thin; this module decides *how* the database is asked, so the
 rules for a table with millions of jobs live in one place: filter only on
 indexed columns (see Job.Meta.indexes), paginate by keyset on
 (created_at, id) and never by OFFSET, cap counts, prefetch related rows.
-Numbers that other screens show too come from `jobs.ops.stats`; progress, the
-capped count and the id search from `jobs.ops.presentation` (as in the admin);
+Numbers that other screens show too come from `jobs.ops.stats`; progress from
+`jobs.ops.presentation`, the capped count and the id search from
+`jobs.ops.lookups` (as in the admin);
 actions from `jobs.ops.operations`.
 """
 
@@ -32,12 +33,8 @@ from jobs.models import (
     StepStatus,
 )
 from jobs.ops import access, failures, operations, search, serving, stats
-from jobs.ops.presentation import (
-    CappedCount,
-    capped_count,
-    job_progress,
-    status_info,
-)
+from jobs.ops.lookups import CappedCount, capped_count
+from jobs.ops.presentation import job_progress, status_info
 from jobs.ops.step_runs import StepRun, attempts_by_step, step_runs, step_time
 from jobs.scheduling.cron import format_run
 
@@ -190,14 +187,14 @@ class Page:
     jobs: list[Job]
     next_cursor: str | None
     size: int
-    count: CappedCount  # all matches, up to presentation.COUNT_CAP
+    count: CappedCount  # all matches, up to lookups.COUNT_CAP
     first_page: bool
 
 
 def job_page(qs: QuerySet[Job], after: Cursor | None, size: int) -> Page:
     """One page after `after` (keyset), plus a capped count of all matches.
 
-    The count is `presentation.capped_count`, which stops at the cap instead
+    The count is `lookups.capped_count`, which stops at the cap instead
     of walking every matching row.
     """
     matching = capped_count(qs)

@@ -35,7 +35,9 @@ from jobs.models import OperationStatus, OperatorAction, Step
 from jobs.ops import access, audit, bulk, failures, health, operations, task_figures
 from jobs.ops import queues as op_queues
 from jobs.ops import workers as op_workers
-from jobs.ops.presentation import StepLimitsForm, reject_unstorable_input, value_text
+from jobs.ops.forms import StepLimitsForm
+from jobs.ops.guards import reject_unstorable_input
+from jobs.ops.values import value_text
 
 # htmx stops polling an element when a response has this status.
 HTMX_STOP_POLLING = 286
@@ -204,7 +206,7 @@ def _live(request: HttpRequest, job_id: UUID, status: int = 200, **extra: Any) -
 def step_limits(request: HttpRequest, job_id: UUID, step_id: int) -> HttpResponse:
     """Save an operator's edit of a step's limits (what a resume will run with).
 
-    The admin's form and save path: `presentation.StepLimitsForm` reads the
+    The admin's form and save path: `forms.StepLimitsForm` reads the
     JSON, `operations.save_step_limits` writes it. The permission is checked
     first, so a user who may not edit gets 403 whatever was posted; a bad value
     is the form's error, with 400.

@@ -33,20 +33,16 @@ from jobs import database
 from jobs.core.registry import registered_tasks
 from jobs.core.transitions import BulkResult
 from jobs.models import Job, Step
-from jobs.ops import operations, presentation, search
-from jobs.ops.presentation import (
+from jobs.ops import lookups, operations, search
+from jobs.ops.guards import check_selected_ids, reject_unstorable_input
+from jobs.ops.lookups import (
     TIME_RANGES,
     CappedCount,
-    bounded_pre,
     capped_count,
-    check_selected_ids,
-    duration_text,
     id_search,
-    json_text,
-    reject_unstorable_input,
-    status_dot,
     time_range_choices,
 )
+from jobs.ops.presentation import bounded_pre, duration_text, json_text, status_dot
 from jobs.ops.step_runs import progress_text
 
 # --- Display helpers -------------------------------------------------------------------
@@ -277,7 +273,7 @@ class EstimatedCountPaginator(Paginator):
         super().__init__(*args, **kwargs)
         self.is_estimate = False
         self.is_capped = False
-        self.cap = presentation.COUNT_CAP  # read per request, so tests may lower it
+        self.cap = lookups.COUNT_CAP  # read per request, so tests may lower it
         self.counted: CappedCount | None = None
 
     @cached_property

@@ -19,7 +19,8 @@ from jobs.core.registry import registered_tasks
 from jobs.exceptions import JobsError
 from jobs.models import Schedule
 from jobs.ops import operations
-from jobs.ops.presentation import MAX_PARAMETER_CHARS, LimitsField, reject_unstorable_input
+from jobs.ops.forms import LimitsField
+from jobs.ops.guards import MAX_PARAMETER_CHARS, reject_unstorable_input
 from jobs.scheduling import cron, firing
 
 # --- Schedule ------------------------------------------------------------------------------
