@@ -3,7 +3,6 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from dashboard.views import healthz, metrics
 from demo.views import index
 
 # A 400 that says why (the project's own reasons only, escaped and cut).
@@ -13,10 +12,10 @@ urlpatterns = [
     path("", index, name="index"),  # where everything is, for a newcomer
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
-    path("api/", include("dashboard.api_urls")),
     path("demo/", include("demo.urls")),
-    path("healthz", healthz, name="healthz"),  # open to load balancers; counts only
-    path("metrics", metrics, name="metrics"),  # staff, or JOBS_METRICS_TOKEN
+    # /healthz (open to load balancers; counts only), /metrics (staff, or
+    # JOBS_METRICS_TOKEN) and the status API at api/: the jobs app's, no dashboard needed.
+    path("", include("jobs.urls")),
     # Browsers ask for it on every site; the dashboard's own icon, not a 404 in the log.
     path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True)),
 ]

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from jobs.ops import access
-from jobs.ops.presentation import reject_unstorable_input
+from jobs.ops.guards import refuses_unstorable_input
 
 
 def route_name(request: HttpRequest) -> str:
@@ -37,6 +37,8 @@ def guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     (`access.can_read_job_data`), for pages that any staff may open.
     """
 
+    checked = refuses_unstorable_input(view)  # malformed input: 400 before any query
+
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         user = request.user
@@ -53,7 +55,6 @@ def guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         if not rule.allows(user, **kwargs):
             raise PermissionDenied(f"This page needs: {rule.says}.")
         request.job_data_visible = access.can_read_job_data(user)
-        reject_unstorable_input(request)  # 400 before any query sees the value
-        return view(request, *args, **kwargs)
+        return checked(request, *args, **kwargs)
 
     return wrapped

@@ -1,10 +1,11 @@
-"""The JSON status API for the app's own frontends (mounted at /api/ in config.urls)."""
+"""The JSON status API, as the dashboard used to mount it: now `jobs.api_urls`.
 
-from django.urls import path
+Kept so that `path("api/", include("dashboard.api_urls"))` in a project's
+URLconf (the README's) goes on serving `jobs_api:job-status`; the view is the
+jobs app's own (`jobs.http.status`). Include this or `jobs.api_urls` (or
+`jobs.urls`, which includes it), not two of them.
+"""
 
-from dashboard import views
+from jobs.api_urls import app_name, urlpatterns
 
-app_name = "jobs_api"
-urlpatterns = [
-    path("jobs/<uuid:job_id>/status/", views.job_status, name="job-status"),
-]
+__all__ = ["app_name", "urlpatterns"]

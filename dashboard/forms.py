@@ -2,8 +2,8 @@
 
 A malformed filter (unknown status, bad date, forged cursor) becomes a form
 error shown to the operator with HTTP 400, never a 500 from the database.
-The time ranges are `jobs.ops.presentation.TIME_RANGES`, the admin's too; an
-edit of a step's limits is read by `jobs.ops.presentation.StepLimitsForm`.
+The time ranges are `jobs.ops.lookups.TIME_RANGES`, the admin's too; an
+edit of a step's limits is read by `jobs.ops.forms.StepLimitsForm`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dashboard.queries import DEFAULT_PAGE_SIZE, PAGE_SIZES, Cursor
 from jobs.core.queues import check_name
 from jobs.exceptions import InvalidJobOption, InvalidQueueName
 from jobs.models import JobStatus
-from jobs.ops.presentation import TIME_RANGES, time_range_choices
+from jobs.ops.lookups import TIME_RANGES, time_range_choices
 from jobs.ops.search import LETTERS, MAX_ARGS_CHARS, parse_args_filter
 
 # The filter fields that make up a shareable list URL (the cursor is added per page).

@@ -4,8 +4,9 @@ Views stay thin; this module decides *how* the database is asked, so the
 rules for a table with millions of jobs live in one place: filter only on
 indexed columns (see Job.Meta.indexes), paginate by keyset on
 (created_at, id) and never by OFFSET, cap counts, prefetch related rows.
-Numbers that other screens show too come from `jobs.ops.stats`; progress, the
-capped count and the id search from `jobs.ops.presentation` (as in the admin);
+Numbers that other screens show too come from `jobs.ops.stats`; progress from
+`jobs.ops.presentation`, the capped count and the id search from
+`jobs.ops.lookups` (as in the admin);
 actions from `jobs.ops.operations`.
 """
 
@@ -31,13 +32,9 @@ from jobs.models import (
     Step,
     StepStatus,
 )
-from jobs.ops import access, failures, operations, search, serving, stats
-from jobs.ops.presentation import (
-    CappedCount,
-    capped_count,
-    job_progress,
-    status_info,
-)
+from jobs.ops import failures, operations, search, serving, stats
+from jobs.ops.lookups import CappedCount, capped_count
+from jobs.ops.presentation import job_progress
 from jobs.ops.step_runs import StepRun, attempts_by_step, step_runs, step_time
 from jobs.scheduling.cron import format_run
 
@@ -190,14 +187,14 @@ class Page:
     jobs: list[Job]
     next_cursor: str | None
     size: int
-    count: CappedCount  # all matches, up to presentation.COUNT_CAP
+    count: CappedCount  # all matches, up to lookups.COUNT_CAP
     first_page: bool
 
 
 def job_page(qs: QuerySet[Job], after: Cursor | None, size: int) -> Page:
     """One page after `after` (keyset), plus a capped count of all matches.
 
-    The count is `presentation.capped_count`, which stops at the cap instead
+    The count is `lookups.capped_count`, which stops at the cap instead
     of walking every matching row.
     """
     matching = capped_count(qs)
@@ -293,49 +290,3 @@ def job_detail(job_id: UUID | str) -> JobDetail | None:
 
 def _json(value: Any) -> str:
     return pretty_json(value) if value else ""
-
-
-# --- Status API ----------------------------------------------------------------------
-
-ERROR_STATUSES = frozenset({JobStatus.RETRYING, JobStatus.DEAD})
-
-
-def readable_job(user: Any, job_id: UUID) -> Job | None:
-    """The job if `user` may read it (`access.may_read_job`): its owner
-    (Job.enqueued_by), or staff with jobs.view_job.
-
-    Anyone else gets None, exactly as for a job that does not exist, so the
-    API never tells a stranger that a job id is real, and staff without the
-    right to read job data do not get its result or error here either.
-    """
-    return access.readable_jobs(user).filter(pk=job_id).first()
-
-
-def status_payload(job: Job) -> dict[str, Any]:
-    """What the app's own frontends need to show a job's state (two queries).
-
-    It carries the job's result and error: call it only for a job `readable_job`
-    returned.
-    """
-    steps = list(Step.objects.filter(job=job).order_by("position", "id"))
-    status = JobStatus(job.status)
-    return {
-        "id": str(job.pk),
-        "status": status.value,
-        "status_label": status_info(status)[0],  # the words every screen shows
-        "terminal": status.is_terminal,
-        "progress": job_progress(steps),
-        "steps": [{"name": s.name, "status": s.status} for s in steps],
-        "result": job.result if status == JobStatus.SUCCEEDED else None,
-        "error": job.last_error if status in ERROR_STATUSES else None,
-        "attempts": {"count": job.attempt_count, "max": job.max_attempts},
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        # When a retrying job will be tried again.
-        "next_attempt_at": _iso(job.run_after) if status == JobStatus.RETRYING else None,
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

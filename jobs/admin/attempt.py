@@ -11,13 +11,12 @@ from jobs.admin.base import (
     LargeTableAdmin,
     StatusDurationColumns,
     admin_link,
-    bounded_pre,
     truncated,
     value_url,
 )
 from jobs.models import Attempt
 from jobs.ops import access
-from jobs.ops.presentation import short_id
+from jobs.ops.presentation import bounded_pre, short_id
 
 # --- Attempt -------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from jobs.admin.base import (
     OperationsActionsMixin,
     ResolvedFilter,
     admin_link,
-    bounded_pre,
     perform_in_chunks,
     stream_ids,
     truncated,
@@ -24,7 +23,7 @@ from jobs.admin.base import (
 )
 from jobs.models import DeadLetter, Job
 from jobs.ops import access
-from jobs.ops.presentation import short_id
+from jobs.ops.presentation import bounded_pre, short_id
 
 # --- DeadLetter ----------------------------------------------------------------------------
 

@@ -32,8 +32,9 @@ from jobs.admin.base import (
 )
 from jobs.models import Attempt, DeadLetter, Job, JobStatus, Step
 from jobs.ops import access, bulk, operations, search
-from jobs.ops.presentation import duration_text, short_id, status_dot, value_text
+from jobs.ops.presentation import duration_text, short_id, status_dot
 from jobs.ops.step_runs import step_time
+from jobs.ops.values import value_text
 
 # --- Job -----------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -19,7 +20,8 @@ from jobs.core.registry import registered_tasks
 from jobs.exceptions import JobsError
 from jobs.models import Schedule
 from jobs.ops import operations
-from jobs.ops.presentation import MAX_PARAMETER_CHARS, LimitsField, reject_unstorable_input
+from jobs.ops.forms import LimitsField
+from jobs.ops.guards import MAX_PARAMETER_CHARS, refuses_unstorable_input
 from jobs.scheduling import cron, firing
 
 # --- Schedule ------------------------------------------------------------------------------
@@ -195,9 +197,10 @@ class ScheduleAdmin(GuardedAdmin):
             else:
                 self.message_user(request, f"{schedule.name}: enqueued job {job.pk}")
 
+    # The guard first: the preview path does not reach GuardedAdmin's changeform_view.
+    @method_decorator(refuses_unstorable_input)
     def changeform_view(self, request: HttpRequest, object_id: str | None = None,
                         form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
-        reject_unstorable_input(request)  # the preview path does not reach super()
         if request.method == "POST" and "_preview" in request.POST:
             return self._preview_view(request, object_id, form_url, extra_context)
         return super().changeform_view(request, object_id, form_url, extra_context)

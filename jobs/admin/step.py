@@ -20,7 +20,8 @@ from jobs.admin.base import (
 )
 from jobs.models import Step
 from jobs.ops import access, operations
-from jobs.ops.presentation import StepLimitsForm, short_id
+from jobs.ops.forms import StepLimitsForm
+from jobs.ops.presentation import short_id
 
 # --- Step ----------------------------------------------------------------------------------
 

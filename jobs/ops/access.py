@@ -5,7 +5,7 @@ method maps to a `Rule` here. The rules are not a description kept next to the
 code: the dashboard's views look their rule up in `ROUTES` by the name they were
 reached under (`dashboard.access.guarded`), the admin's job pages call
 `can_read_job_data` and `may_view_job_record`, the status API asks `readable_jobs`,
-and the full-value view `presentation.value_text` checks `can_read_job_data`.
+and the full-value view `values.value_text` checks `can_read_job_data`.
 `tests/ui/test_permission_table.py` requests every route of the URLconf as every
 role and holds the answers to this table; docs/security.md is printed from it.
 
@@ -242,7 +242,7 @@ ROUTES: dict[str, dict[str, Rule]] = {
     "dashboard:job": {GET: JOB_DATA, **GET_ONLY},
     "dashboard:job-live": {GET: JOB_DATA, **GET_ONLY},
     "dashboard:failures": {GET: JOB_DATA, **GET_ONLY},  # sample tracebacks
-    "dashboard:value": {GET: JOB_DATA, **GET_ONLY},  # every kind of presentation.VALUE_FIELDS
+    "dashboard:value": {GET: JOB_DATA, **GET_ONLY},  # every kind of values.VALUE_FIELDS
     "dashboard:action": {POST: ACT, **POST_ONLY},
     "dashboard:bulk": {POST: ACT, **POST_ONLY},
     "dashboard:step-limits": {POST: STEP_LIMITS, **POST_ONLY},

@@ -43,7 +43,7 @@ from jobs.database import connection
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus, OperationStatus, OperatorAction
 from jobs.models.console import OperationTarget
 from jobs.ops import audit, operations, search
-from jobs.ops.presentation import CappedCount, capped_count
+from jobs.ops.lookups import CappedCount, capped_count
 
 TASK = search.OPERATION_TASK  # hidden from job lists (search.ENGINE_TASKS)
 BATCH = 500

@@ -3,7 +3,7 @@ every job that matches it, run later by a job of its own.
 
 Each filter maps to an index: status, queue and task lead indexes with
 created_at, a failure cause is on job_failure_idx, time ranges on created_at,
-and search is an exact idempotency key or job ids (`presentation.id_search`).
+and search is an exact idempotency key or job ids (`lookups.id_search`).
 Argument values are matched on the task's own rows: by JSON containment on
 PostgreSQL, by top-level key equality on SQLite (docs/operations.md).
 
@@ -26,7 +26,7 @@ from jobs.core import serialization
 from jobs.database import connection
 from jobs.exceptions import InvalidJobOption, UnstorableValue
 from jobs.models import DeadLetter, Job, JobStatus
-from jobs.ops.presentation import id_search
+from jobs.ops.lookups import id_search
 
 LETTERS = {"open": "Unresolved dead letter", "resolved": "Dead letter resolved"}
 # The engine's own tasks: the job that carries out an operation on every matching job

@@ -37,7 +37,7 @@ from jobs.models import (
     StepStatus,
 )
 from jobs.ops import access
-from jobs.ops.presentation import VALUE_FIELDS
+from jobs.ops.values import VALUE_FIELDS
 from tests.factories import DeadLetterFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -25,7 +25,7 @@ from jobs.models import (
     Step,
     StepStatus,
 )
-from jobs.ops import bulk, presentation
+from jobs.ops import bulk, lookups, presentation
 from jobs.ops.presentation import short_id
 from tests.factories import AttemptFactory, DeadLetterFactory, JobFactory, StaffFactory
 
@@ -147,7 +147,7 @@ class TestJobActions:
         assert Job.objects.get(pk=letter.job_id).status == S.DEAD  # the job stays dead
 
     def test_the_note_page_caps_its_count_like_every_list(self, operator, monkeypatch):
-        monkeypatch.setattr(presentation, "COUNT_CAP", 2)
+        monkeypatch.setattr(lookups, "COUNT_CAP", 2)
         letters = [DeadLetterFactory() for _ in range(3)]
         page = act(operator, "resolve_selected", [letters[0].job],
                    url=f"{JOBS}?status__exact=dead", select_across=1)
@@ -361,7 +361,7 @@ class TestSearch:
         assert self.find(operator, f"{a.pk}, {b.pk}") == {a, b}
 
     def test_a_prefix_is_a_range_on_the_id_index(self, operator):
-        """The rule is presentation.id_search's, the dashboard's too: 8+ hex digits
+        """The rule is lookups.id_search's, the dashboard's too: 8+ hex digits
         match exactly the ids that start with them; fewer match nothing."""
         inside = [JobFactory(id=uuid.UUID("1234abcd-0000-4000-8000-000000000000")),
                   JobFactory(id=uuid.UUID("1234abcd-ffff-4fff-bfff-ffffffffffff"))]
@@ -419,17 +419,17 @@ class TestFilters:
         html = operator.get(JOBS).content.decode()
         assert "?queue=emails" in html
         # The same windows as the dashboard's "Created" filter.
-        for time_range in presentation.TIME_RANGES.values():
+        for time_range in lookups.TIME_RANGES.values():
             assert f"?created={time_range.key}" in html and time_range.label in html
 
 
 class TestPaginator:
-    """The count cap is presentation.COUNT_CAP, the dashboard's too."""
+    """The count cap is lookups.COUNT_CAP, the dashboard's too."""
 
     @pytest.mark.parametrize(("rows", "capped", "text"), [(5, False, "5"),
                                                          (6, True, "more than 5")])
     def test_filtered_counts_stop_at_the_cap(self, operator, monkeypatch, rows, capped, text):
-        monkeypatch.setattr(presentation, "COUNT_CAP", 5)
+        monkeypatch.setattr(lookups, "COUNT_CAP", 5)
         for _ in range(rows):
             JobFactory(status=S.DEAD)
         response = operator.get(JOBS + "?status__exact=dead")
@@ -441,7 +441,7 @@ class TestPaginator:
 
     def test_pages_stop_at_the_cap(self, operator, monkeypatch):
         """No OFFSET of a million rows: deep pages are out of reach, filters are not."""
-        monkeypatch.setattr(presentation, "COUNT_CAP", 4)
+        monkeypatch.setattr(lookups, "COUNT_CAP", 4)
         monkeypatch.setattr(admin.site._registry[Job], "list_per_page", 2)
         for _ in range(9):
             JobFactory()
@@ -457,7 +457,7 @@ class TestPaginator:
 
     @pytest.mark.postgres_only
     def test_unfiltered_uses_the_planner_estimate_on_postgres(self, operator, monkeypatch):
-        monkeypatch.setattr(presentation, "COUNT_CAP", 5)
+        monkeypatch.setattr(lookups, "COUNT_CAP", 5)
         for _ in range(20):
             JobFactory()
         with connection.cursor() as cursor:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dashboard.queries import Cursor
 from jobs.models import AttemptStatus, DeadLetter, Job, JobStatus, Step, StepStatus
-from jobs.ops import presentation
+from jobs.ops import lookups, presentation
 from tests.factories import (
     AttemptFactory,
     DeadLetterFactory,
@@ -167,7 +167,7 @@ def test_the_engine_s_own_jobs_are_left_out_unless_shown_or_named(ops_client):
 
 
 def test_search_finds_ids_the_way_the_admin_does(ops_client):
-    """presentation.id_search: whole ids (several at once) or one 8+ digit prefix as
+    """lookups.id_search: whole ids (several at once) or one 8+ digit prefix as
     a range on the primary key; an idempotency key still matches exactly."""
     inside = [JobFactory(id=uuid.UUID("1234abcd-0000-4000-8000-000000000000")),
               JobFactory(id=uuid.UUID("1234abcd-ffff-4fff-bfff-ffffffffffff"))]
@@ -241,22 +241,22 @@ def test_cursor_round_trips_exactly():
 
 
 def test_the_count_is_capped_and_says_so(ops_client, monkeypatch):
-    """The cap is presentation.COUNT_CAP, the admin's too; the text says so the same way."""
-    monkeypatch.setattr(presentation, "COUNT_CAP", 5)
+    """The cap is lookups.COUNT_CAP, the admin's too; the text says so the same way."""
+    monkeypatch.setattr(lookups, "COUNT_CAP", 5)
     Job.objects.bulk_create([Job(task_name="demo.add") for _ in range(5)])
     response = ops_client.get(LIST, {"size": "25"})
-    assert response.context["page"].count == presentation.CappedCount(5, False, 5)
+    assert response.context["page"].count == lookups.CappedCount(5, False, 5)
     assert "<strong>5</strong> matching jobs" in response.content.decode()
     JobFactory(task_name="demo.add")  # one more than the cap
     response = ops_client.get(LIST, {"size": "25"})
-    assert response.context["page"].count == presentation.CappedCount(5, True, 5)
+    assert response.context["page"].count == lookups.CappedCount(5, True, 5)
     assert "<strong>more than 5</strong> matching jobs" in response.content.decode()
     assert len(response.context["page"].jobs) == 6  # the cap limits the count, not the list
 
 
 def test_the_created_filter_offers_the_shared_time_ranges(ops_client):
     html = ops_client.get(LIST).content.decode()
-    for time_range in presentation.TIME_RANGES.values():
+    for time_range in lookups.TIME_RANGES.values():
         assert f'<option value="{time_range.key}">{time_range.label}</option>' in html
 
 

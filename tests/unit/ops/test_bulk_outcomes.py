@@ -11,7 +11,7 @@ from jobs.core import transitions
 from jobs.core.context import JobCancelled
 from jobs.models import Job, JobStatus, OperationStatus, OperatorAction
 from jobs.models.console import OperationTarget
-from jobs.ops import bulk, operations, presentation
+from jobs.ops import bulk, lookups, operations
 from jobs.worker import reaper
 from jobs.worker.runner import run_job
 from jobs.worker.timeouts import JobTimeout
@@ -223,7 +223,7 @@ def test_jobs_that_changed_or_vanished_are_counted_with_their_true_reason(small_
 
 
 def test_past_the_request_cap_the_job_fixes_and_counts_the_set(monkeypatch, small_batches):
-    monkeypatch.setattr(presentation, "COUNT_CAP", 2)
+    monkeypatch.setattr(lookups, "COUNT_CAP", 2)
     row = operation(5)
     assert row.matched is None and not OperationTarget.objects.filter(operation=row).exists()
     JobFactory(status=S.DEAD, created_at=timezone.now() + timedelta(seconds=5))  # after

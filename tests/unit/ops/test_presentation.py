@@ -1,4 +1,5 @@
-"""jobs.ops.presentation: what the admin and the dashboard both show, decided once."""
+"""jobs.ops.presentation, lookups and forms: what the admin and the dashboard both show,
+count and read, decided once."""
 
 import uuid
 from datetime import timedelta
@@ -9,19 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus, Step, StepStatus
-from jobs.ops import presentation
-from jobs.ops.presentation import (
-    COUNT_CAP,
-    TIME_RANGES,
-    CappedCount,
-    StepLimitsForm,
-    capped_count,
-    duration_text,
-    id_search,
-    short_id,
-    status_dot,
-    status_info,
-)
+from jobs.ops import lookups, presentation
+from jobs.ops.forms import StepLimitsForm
+from jobs.ops.lookups import COUNT_CAP, TIME_RANGES, CappedCount, capped_count, id_search
+from jobs.ops.presentation import duration_text, short_id, status_dot, status_info
 from tests.factories import AttemptFactory, JobFactory
 
 S = JobStatus
@@ -132,7 +124,7 @@ def test_capped_count_reads_at_most_cap_plus_one_rows_in_one_query():
 @pytest.mark.django_db
 def test_capped_count_defaults_to_the_shared_cap_read_at_call_time(monkeypatch):
     assert COUNT_CAP == 10_000
-    monkeypatch.setattr(presentation, "COUNT_CAP", 1)
+    monkeypatch.setattr(lookups, "COUNT_CAP", 1)
     JobFactory()
     JobFactory()
     assert capped_count(Job.objects.all()) == CappedCount(1, True, 1)
@@ -143,7 +135,7 @@ def test_capped_count_defaults_to_the_shared_cap_read_at_call_time(monkeypatch):
 
 def test_time_ranges_are_shortest_first_and_start_where_they_say():
     assert list(TIME_RANGES) == ["15m", "1h", "24h", "7d"]
-    assert presentation.time_range_choices()[1] == ("1h", "Last hour")
+    assert lookups.time_range_choices()[1] == ("1h", "Last hour")
     now = timezone.now()
     assert TIME_RANGES["24h"].start(now) == now - timedelta(hours=24)
     deltas = [r.delta for r in TIME_RANGES.values()]
