@@ -245,9 +245,10 @@ class Dialect:
 
     # --- For the operator's pages (jobs.ops, jobs.admin) --------------------------------
 
-    def row_estimate(self, table: str) -> int | None:
-        """The planner's estimate of `table`'s rows, without counting; None where the
-        database keeps none (count instead), -1 for a table never analysed."""
+    def row_estimate(self, table: str, connection: Any = None) -> int | None:
+        """The planner's estimate of `table`'s rows (on `connection`, by default the
+        engine's), without counting; None where the database keeps none (count
+        instead), -1 for a table never analysed."""
         return None
 
     def args_match(self, value: dict[str, Any]) -> Q:

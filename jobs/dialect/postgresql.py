@@ -133,9 +133,9 @@ class PostgreSQL(Dialect):
     def transaction_idle(self, raw: Any, sent: bool) -> bool:
         return raw is not None and raw.info.transaction_status.name == "IDLE"
 
-    def row_estimate(self, table: str) -> int | None:
+    def row_estimate(self, table: str, connection: Any = None) -> int | None:
         """pg_class.reltuples: -1 for a table never analysed, None for no such table."""
-        connection = database.connection
+        connection = connection or database.connection
         with connection.cursor() as cursor:
             cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
                            [connection.ops.quote_name(table)])

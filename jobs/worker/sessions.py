@@ -133,14 +133,14 @@ def on_connection_created(sender: Any, connection: Any, **_: Any) -> None:
     """Django's connection_created, in a configured worker: the server-side limits."""
     if not _state.configured or connection.alias != database.alias():
         return
-    sql = dialect.of(connection)
-    if not sql.manages_sessions:
+    d = dialect.of(connection)
+    if not d.manages_sessions:
         return
     values = server_limits(conf.get().lease_seconds)
     try:
         # One statement per new connection of a worker, never per job (jobs.dialect).
         with connection.cursor() as cursor:
-            cursor.execute(sql.server_limits_sql, sql.server_limits_params(
+            cursor.execute(d.server_limits_sql, d.server_limits_params(
                 values, connection.connection.info.backend_pid))
     except DatabaseError as exc:  # a backstop: the next statement meets the real trouble
         logger.warning("could not set the worker session's server-side limits: %s", exc)
@@ -157,13 +157,13 @@ def end_lapsed_transactions(worker_id: UUID | None, lease_end: datetime) -> int:
     Needs the same role as the workers, or membership in pg_signal_backend and
     pg_read_all_stats; without them this says so once and ends nothing.
     """
-    sql = dialect.current()
-    if worker_id is None or not sql.manages_sessions:
+    d = dialect.current()
+    if worker_id is None or not d.manages_sessions:
         return 0
     name = f"{WORKER}{worker_id.hex}"
     try:
         with database.atomic(), database.connection.cursor() as cursor:
-            cursor.execute(sql.lapsed_transactions_sql,
+            cursor.execute(d.lapsed_transactions_sql,
                            {"end": lease_end, "n": len(name), "name": name})
             rows = cursor.fetchall()
     except DatabaseError as exc:
