@@ -18,8 +18,8 @@ class JobsConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from jobs import checks, conf, signals  # noqa: F401 - registers the system checks
-        from jobs.core import sqlite
         from jobs.core.context import install_log_context
+        from jobs.dialect import sqlite
         from jobs.models import Schedule
         from jobs.ops import bulk
         from jobs.scheduling.firing import validate_and_plan

@@ -56,14 +56,14 @@ from django.db.models.expressions import RawSQL
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from jobs import signals
+from jobs import dialect, signals
 from jobs.core import registry
 from jobs.core.context import current_job
 from jobs.core.enqueue import enqueue_call
 from jobs.core.queues import check_name, shown
 from jobs.core.registry import check_max_attempts, check_priority
 from jobs.core.retry import Backoff
-from jobs.database import connection
+from jobs.core.transitions.errors import importable_path as _class_path
 from jobs.exceptions import InvalidJobOption, TaskRegistrationError
 from jobs.models import Attempt, AttemptStatus, Job, JobStatus
 
@@ -267,7 +267,7 @@ ATTEMPT_FIELDS = ("number", "status", "started_at", "error_class", "traceback", 
 def _job_and_attempts(pk: UUID) -> tuple[Job, list[Attempt]]:
     """The job and its attempts in number order: in one query where the database can
     aggregate them as JSON beside the job's row, else two. Job.DoesNotExist if none."""
-    rows = _attempts_as_json()
+    rows = dialect.current().attempts_json_sql(ATTEMPT_FIELDS)
     if rows is None:
         job = Job.objects.get(pk=pk)
         return job, list(job.attempts.order_by("number"))
@@ -280,27 +280,6 @@ def _job_and_attempts(pk: UUID) -> tuple[Job, list[Attempt]]:
         row["started_at"] = _timestamp(row["started_at"])
         attempts.append(Attempt(job_id=job.pk, **row))
     return job, attempts
-
-
-def _attempts_as_json() -> str | None:
-    """SQL for a JSON array of the job's attempts (ATTEMPT_FIELDS, by number) on this
-    database, or None where it has no JSON aggregate this knows."""
-    quote = connection.ops.quote_name
-
-    def column(model: type[Any], name: str) -> str:
-        return quote(model._meta.get_field(name).column)
-
-    job, attempt = quote(Job._meta.db_table), quote(Attempt._meta.db_table)
-    pairs = ", ".join(f"'{name}', a.{column(Attempt, name)}" for name in ATTEMPT_FIELDS)
-    of_job = f"{column(Attempt, 'job')} = {job}.{column(Job, 'id')}"
-    number = column(Attempt, "number")
-    if connection.vendor == "postgresql":
-        return (f"SELECT COALESCE(json_agg(json_build_object({pairs}) ORDER BY a.{number}), "
-                f"'[]'::json) FROM {attempt} a WHERE a.{of_job}")
-    if connection.vendor == "sqlite":  # json_group_array keeps the subquery's order
-        return (f"SELECT json_group_array(json_object({pairs})) "
-                f"FROM (SELECT * FROM {attempt} WHERE {of_job} ORDER BY {number}) a")
-    return None
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -333,22 +312,6 @@ def _as_enqueued(task: Task, job: Job, alias: str) -> Task:
     for f in fields(task):
         object.__setattr__(found, f.name, changes.get(f.name, getattr(task, f.name)))
     return found
-
-
-# Paths an attempt stored before the engine's errors moved to jobs.exceptions: bare names
-# that are no builtins.
-_FORMER_PATHS = {
-    "WorkerLost": "jobs.exceptions.WorkerLost",
-    "WorkerShutdown": "jobs.exceptions.WorkerShutdown",
-    "Cancelled": "jobs.exceptions.JobCancelled",
-}
-
-
-def _class_path(error_class: str) -> str:
-    """An importable path: the attempt stores builtins by their bare name."""
-    if "." in error_class:
-        return error_class
-    return _FORMER_PATHS.get(error_class, f"builtins.{error_class}")
 
 
 def _register(task: Task, max_attempts: int) -> None:

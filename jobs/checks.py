@@ -15,9 +15,8 @@ from django.conf import settings
 from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.utils import load_backend
 
-from jobs import conf
+from jobs import conf, dialect
 from jobs.conf import BROKER, DEFAULTS, ENV_PREFIX, TIMEOUT_GRACE_SECONDS
 from jobs.core.queues import QUEUE_NAME_RULE, check_name
 from jobs.core.registry import longest_timeout
@@ -151,12 +150,6 @@ def _queue_name_ok(name: str) -> bool:
     return True
 
 
-# The databases the job table is built and tested for. Elsewhere the migrations may
-# succeed and still leave out what the promise rests on: MySQL and MariaDB skip the
-# conditional unique constraint that makes enqueue idempotent, and every claim fails.
-SUPPORTED_VENDORS = ("postgresql", "sqlite")
-
-
 @register("jobs")
 def check_database_vendor(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """Refuse, at start, an engine database (JOBS['DATABASE']) other than PostgreSQL or
@@ -169,7 +162,11 @@ def check_database_vendor(app_configs: Any = None, **kwargs: Any) -> list[Error]
         return []  # likewise (jobs.E013)
     engine = settings.DATABASES[alias].get("ENGINE", "")
     vendor = _vendor(engine)
-    if vendor in SUPPORTED_VENDORS:
+    # The databases the job table is built and tested for: those with a dialect
+    # (jobs.dialect). Elsewhere the migrations may succeed and still leave out what the
+    # promise rests on: MySQL and MariaDB skip the conditional unique constraint that
+    # makes enqueue idempotent, and every claim fails.
+    if dialect.for_vendor(vendor) is not None:
         return []
     return [Error(
         f"DATABASES[{alias!r}] is {_describe(alias, engine, vendor)}: truthful-jobs "
@@ -186,7 +183,7 @@ def _vendor(engine: str) -> str:
     """The backend's vendor ("postgresql" for PostGIS too); without its driver, the
     engine's last name."""
     try:
-        return load_backend(engine).DatabaseWrapper.vendor
+        return dialect.engine_vendor(engine)
     except Exception:  # noqa: BLE001 - a backend that cannot load is named by its engine
         name = engine.rpartition(".")[2]
         return _ENGINE_VENDORS.get(name, name or repr(engine))

@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "LISTEN_DATABASE_URL": "",
     # SQLite: a connection copies the WAL back into the database by itself only
     # past this many pages; below it every cluster does so in the background
-    # (jobs.core.sqlite). 0 leaves SQLite's own threshold (1,000 pages).
+    # (jobs.dialect.sqlite). 0 leaves SQLite's own threshold (1,000 pages).
     "SQLITE_AUTOCHECKPOINT_PAGES": 10_000,
     # Each cluster refreshes its row in the cluster registry this often; a row not
     # refreshed for three intervals is shown as gone, and deleted after a day.

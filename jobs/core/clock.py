@@ -25,6 +25,7 @@ from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Va
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from jobs import dialect
 from jobs.database import connection
 
 
@@ -45,7 +46,7 @@ def database_now(now: datetime | None = None) -> Any:
 def database_now_plus(delay: timedelta) -> Any:
     """The database's clock plus `delay`, as an expression (a lease's end, a retry's due
     time). On SQLite computed here: its clock is this process's."""
-    if connection.vendor == "postgresql":
+    if dialect.current().clock_in_statement:
         return ExpressionWrapper(DatabaseNow() + Value(delay, output_field=DurationField()),
                                  output_field=DateTimeField())
     return Value(timezone.now() + delay, output_field=DateTimeField())
@@ -54,8 +55,9 @@ def database_now_plus(delay: timedelta) -> Any:
 def read_database_now() -> datetime:
     """The database's clock, read with a statement of its own (a tick's one reading,
     never a job's): on SQLite this process's clock, without a statement."""
-    if connection.vendor != "postgresql":
+    sql = dialect.current().read_now_sql
+    if sql is None:
         return timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT statement_timestamp()")
+        cursor.execute(sql)
         return cursor.fetchone()[0]

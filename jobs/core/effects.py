@@ -17,14 +17,11 @@ keeps them as long as their job).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from django.db import IntegrityError, OperationalError
 
-from jobs import conf, database
+from jobs import conf, database, dialect
 from jobs.core.context import current_job
-from jobs.database import connection
 from jobs.exceptions import InvalidOperationKey, NotInTransaction, OperationKeyBusy
 from jobs.models import OperationKey
 
@@ -58,7 +55,10 @@ def once(key: str) -> bool:
         # A key taken by an attempt that lost its job would only keep the new owner waiting.
         ctx.raise_if_lost()
     try:
-        with _lock_wait_bounded(), database.atomic():
+        # On PostgreSQL the wait on the key's unique index is bounded (lock_timeout) for
+        # this one INSERT; SQLite has one writer: no other transaction can hold the key.
+        bounded = dialect.current().bounded_lock_wait(conf.get().once_lock_timeout_seconds)
+        with bounded, database.atomic():
             OperationKey.objects.create(key=key, job_id=ctx.job_id if ctx else None)
     except IntegrityError:
         return False
@@ -70,27 +70,6 @@ def once(key: str) -> bool:
             "another transaction holding the same key; this attempt is retried later"
         ) from None
     return True
-
-
-@contextmanager
-def _lock_wait_bounded() -> Iterator[None]:
-    """On PostgreSQL, bound the wait on the key's unique index (lock_timeout) for this
-    one INSERT and restore the transaction's own setting after it, so the task's
-    other statements wait as they would have."""
-    if connection.vendor != "postgresql":
-        yield  # SQLite has one writer: no other transaction can hold the key
-        return
-    limit = f"{max(1, round(conf.get().once_lock_timeout_seconds * 1000))}ms"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT prev, set_config('lock_timeout', %s, true) FROM "
-                       "(SELECT current_setting('lock_timeout') AS prev) AS p", [limit])
-        previous = cursor.fetchone()[0]
-    try:
-        yield
-    finally:
-        if not connection.needs_rollback:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
 
 
 def _check_key(key: object) -> None:

@@ -6,9 +6,6 @@ name is misspelt or an argument cannot be stored.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.utils import timezone
 
-from jobs import conf, database, signals
+from jobs import conf, database, dialect, signals
 from jobs.core import tracing
 from jobs.core.queues import check_name, shown
 from jobs.core.registry import (
@@ -29,7 +26,6 @@ from jobs.core.registry import (
     is_registered,
 )
 from jobs.core.serialization import check_json, check_text, stored_json
-from jobs.database import connection
 from jobs.exceptions import (
     IdempotencyConflict,
     InvalidJobArguments,
@@ -165,7 +161,8 @@ def _same_job(existing: Job, t: Task, fields: dict[str, Any]) -> Job:
 
 
 def _create(t: Task, fields: dict[str, Any]) -> Job:
-    with _one_writer():
+    # On SQLite, in autocommit, this process's enqueues take turns on a lock (one writer).
+    with dialect.current().one_writer():
         if not t.steps:
             job = Job.objects.create(**fields)
         else:
@@ -177,28 +174,6 @@ def _create(t: Task, fields: dict[str, Any]) -> Job:
                                           for i, name in enumerate(t.steps, start=1)])
     signals.send(signals.job_enqueued, Job, job=job)
     return job
-
-
-_sqlite_writer = threading.Lock()
-
-
-@contextmanager
-def _one_writer() -> Iterator[None]:
-    """On SQLite, in autocommit, this process's enqueues take turns on a lock.
-
-    SQLite has one writer at a time, and a writer that finds it taken sleeps in
-    SQLite's busy handler (1, 2, 5, 10, 15, 20, 25 ms...) however soon the lock
-    is free again: 20 requests of one threaded server enqueueing at once waited
-    up to 140 ms on each other, for writes of a millisecond each. Queued on a
-    lock, each goes as soon as the one before is done. Inside a caller's
-    transaction nothing changes (its BEGIN IMMEDIATE holds the database's lock
-    already), and on PostgreSQL writers do not wait for each other at all.
-    """
-    if connection.vendor != "sqlite" or not database.get_autocommit():
-        yield
-        return
-    with _sqlite_writer:
-        yield
 
 
 def stored_arguments(

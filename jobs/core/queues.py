@@ -13,10 +13,11 @@ from typing import Any
 
 from django.db import IntegrityError
 
-from jobs import database
+from jobs import database, dialect
+from jobs.core import reservations
 from jobs.database import connection
 from jobs.exceptions import InvalidQueueName
-from jobs.models import Job, JobStatus, QueuePause
+from jobs.models import QueuePause
 
 # The wake-up channel and payload of jobs/migrations/0002's trigger: "<queue> <epoch>".
 CHANNEL = "jobs_runnable"
@@ -83,17 +84,14 @@ def resume(queue: str) -> bool:
         if deleted:
             # Jobs a pusher reserved while the queue was paused were refused at claim:
             # hand them back now rather than when their reservation runs out.
-            Job.objects.filter(queue=queue, status__in=JobStatus.runnable(),
-                               reserved_until__isnull=False).update(reserved_until=None)
+            reservations.release_queue(queue)
             notify_runnable(queue)
     return bool(deleted)
 
 
 def notify_runnable(queue: str) -> None:
     """Tell listening clusters that `queue` may have due jobs (sent at commit)."""
-    if connection.vendor == "postgresql":
+    sql = dialect.current().notify_runnable_sql
+    if sql is not None:
         with connection.cursor() as cursor:
-            # No job named: listening clusters reserve the queue's best due jobs.
-            cursor.execute("SELECT pg_notify(%s, json_build_object("
-                           "'q', %s::text, 'at', extract(epoch FROM now()))::text)",
-                           [CHANNEL, queue])
+            cursor.execute(sql, [CHANNEL, queue])

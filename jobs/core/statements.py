@@ -35,7 +35,10 @@ from typing import Any, TypeVar
 
 from django.db.models import Model
 
-from jobs import database
+from jobs import database, dialect
+from jobs.dialect.base import columns
+
+__all__ = ["columns", "cursor", "fetchone", "instance", "pooled", "prepares"]
 
 logger = logging.getLogger("jobs.statements")
 
@@ -79,7 +82,7 @@ _NEVER_AUTOMATICALLY = 2**31
 def cursor() -> Any:
     """A Django cursor whose parameters the server binds (psycopg 3), else a plain one."""
     conn = database.current()
-    if _ServerBindingCursor is None or conn.vendor != "postgresql" or (
+    if _ServerBindingCursor is None or not dialect.of(conn).server_binds or (
         conn.queries_logged  # DEBUG or a test capturing: the log wants the SQL text
     ):
         return conn.cursor()
@@ -151,12 +154,6 @@ def fetchone(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple | None:
     with cursor() as c:
         c.execute(sql, params)
         return c.fetchone()
-
-
-def columns(model: type[Model]) -> str:
-    """The model's columns, in field order, for a RETURNING or SELECT list."""
-    quote = database.current().ops.quote_name
-    return ", ".join(quote(f.column) for f in model._meta.concrete_fields)
 
 
 def instance(model: type[M], row: Sequence[Any]) -> M:

@@ -26,9 +26,9 @@ from django_q.brokers import Broker
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
-from jobs import conf, database
+from jobs import conf, database, dialect
 from jobs.conf import TIMEOUT_GRACE_SECONDS
-from jobs.core import clusters, transitions
+from jobs.core import clusters, reservations
 from jobs.core.clock import DatabaseNow
 from jobs.core.registry import get_task
 from jobs.database import connection
@@ -86,7 +86,7 @@ def give_back(job_id: str) -> None:
     connection (whatever failed may have left the old one in a state of its own)."""
     connection.close()
     try:
-        transitions.clear_reservation(job_id)
+        reservations.release(job_id)
     except DatabaseErrors:
         logger.warning("job %s could not be given back; it is taken again when its "
                        "reservation expires", job_id, exc_info=True)
@@ -300,7 +300,7 @@ class JobTableBroker(Broker):
         return True
 
     def info(self) -> str:
-        return f"Job table ({connection.vendor}), queues {', '.join(self.queues)}"
+        return f"Job table ({dialect.current()}), queues {', '.join(self.queues)}"
 
     # The Job row is the message: finishing it is the runner's business.
     def acknowledge(self, task_id) -> None:  # noqa: ANN001

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from django.db import InterfaceError, OperationalError
 
-from jobs import database
+from jobs import database, dialect
 from jobs.database import connection
 
 logger = logging.getLogger("jobs.worker")
@@ -96,17 +96,14 @@ class TaskTransaction:
     @property
     def idle(self) -> bool:
         """Nothing sent yet, nothing to commit (on PostgreSQL: psycopg's own state)."""
-        if connection.vendor == "postgresql":
-            raw = connection.connection
-            return raw is not None and raw.info.transaction_status.name == "IDLE"
-        return connection.vendor == "sqlite" and not self.sent
+        return dialect.current().transaction_idle(connection.connection, self.sent)
 
 
 @contextmanager
 def task_transaction() -> Iterator[TaskTransaction]:
     """database.atomic() for an atomic task, begun with its first statement."""
     state = TaskTransaction()
-    if connection.vendor == "sqlite":
+    if dialect.current().defers_begin:
         with connection.execute_wrapper(state), database.atomic():
             yield state
     else:

@@ -23,8 +23,7 @@ from collections.abc import Callable
 from django.db import Error as DatabaseError
 from django.db import close_old_connections
 
-from jobs import conf
-from jobs.core import sqlite
+from jobs import conf, dialect
 from jobs.database import connection
 from jobs.scheduling.firing import fire_due
 from jobs.worker.reaper import sweep
@@ -41,16 +40,16 @@ def periodic() -> list[tuple[str, Callable[[], object], float]]:
         ("reaper", sweep, conf.get().reaper_interval_seconds),
         ("scheduler", fire_due, SCHEDULER_INTERVAL_SECONDS),
     ]
-    if connection.vendor == "sqlite":
+    if dialect.current().checkpoints:
         jobs.append(("checkpoint", checkpoint, CHECKPOINT_INTERVAL_SECONDS))
     return jobs
 
 
 def checkpoint() -> None:
     """SQLite: copy the WAL into the database here, so that no commit of a request
-    or a worker has to (jobs.core.sqlite)."""
+    or a worker has to (jobs.dialect.sqlite)."""
     with connection.cursor() as cursor:
-        sqlite.checkpoint(cursor)
+        dialect.current().checkpoint(cursor)
 
 
 # Periodic functions that must not run while heartbeats may still be catching up.

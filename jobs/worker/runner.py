@@ -23,7 +23,7 @@ from django.db import Error as DatabaseError
 from django.utils import timezone
 
 from jobs import conf, database, signals
-from jobs.core import clusters, retry, tracing, transitions
+from jobs.core import clusters, reservations, retry, tracing, transitions
 from jobs.core.context import AttemptLost, JobCancelled, JobContext, running
 from jobs.core.registry import Task, get_task
 from jobs.core.retry import Backoff
@@ -103,7 +103,7 @@ def run_job(job_id: UUID | str) -> JobStatus | None:
     """Run one job if this process wins the claim; return the status it left."""
     if _state.draining:
         # Shutting down: leave it queued and let another cluster have it now.
-        transitions.clear_reservation(job_id)
+        reservations.release(job_id)
         return None
     me = worker_identity()
     connections.skip_health_check_if_fresh()

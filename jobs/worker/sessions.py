@@ -30,7 +30,6 @@ The rest are backstops, for when no other cluster's reaper can act:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -46,7 +45,7 @@ from uuid import UUID
 
 from django.db import Error as DatabaseError
 
-from jobs import conf, database
+from jobs import conf, database, dialect
 from jobs.conf import TIMEOUT_GRACE_SECONDS
 from jobs.core.registry import longest_timeout
 
@@ -92,7 +91,7 @@ def configure_worker(worker_id: UUID, lease_seconds: float) -> None:
     """In a worker process, at spawn and before its first connection: name its sessions
     after `worker_id` and bound them (the project's own values win). PostgreSQL only."""
     wrapper = database.current()
-    if wrapper.vendor != "postgresql":
+    if not dialect.of(wrapper).manages_sessions:
         return
     options = wrapper.settings_dict.setdefault("OPTIONS", {})
     given = options.get("application_name") or os.environ.get("PGAPPNAME", "")
@@ -116,16 +115,6 @@ def name_heartbeat_connection() -> None:
     wrapper.settings_dict = {**wrapper.settings_dict, "OPTIONS": renamed}
 
 
-# One statement per new connection of a worker, never per job. Set only when the client
-# reaches PostgreSQL itself (the pid it was told is the backend's: statements.pooled),
-# never onto a pooler's server connection that other clients share, and only where
-# nobody else chose a value (the server's file, the role, the database, the client).
-_SERVER_LIMITS_SQL = """
-SELECT set_config(name, %(values)s::jsonb ->> name, false) FROM pg_settings
-WHERE name = ANY(%(names)s) AND source = 'default' AND pg_backend_pid() = %(pid)s
-"""
-
-
 def server_limits(lease_seconds: float) -> dict[str, str]:
     """The server-side limits of a worker's session: the client's keepalives and user
     timeout, for the server's end of the connection, and an idle-in-transaction limit
@@ -142,15 +131,17 @@ def server_limits(lease_seconds: float) -> dict[str, str]:
 
 def on_connection_created(sender: Any, connection: Any, **_: Any) -> None:
     """Django's connection_created, in a configured worker: the server-side limits."""
-    if not _state.configured or connection.alias != database.alias() or (
-            connection.vendor != "postgresql"):
+    if not _state.configured or connection.alias != database.alias():
+        return
+    d = dialect.of(connection)
+    if not d.manages_sessions:
         return
     values = server_limits(conf.get().lease_seconds)
     try:
+        # One statement per new connection of a worker, never per job (jobs.dialect).
         with connection.cursor() as cursor:
-            cursor.execute(_SERVER_LIMITS_SQL, {
-                "values": json.dumps(values), "names": list(values),
-                "pid": connection.connection.info.backend_pid})
+            cursor.execute(d.server_limits_sql, d.server_limits_params(
+                values, connection.connection.info.backend_pid))
     except DatabaseError as exc:  # a backstop: the next statement meets the real trouble
         logger.warning("could not set the worker session's server-side limits: %s", exc)
 
@@ -166,17 +157,14 @@ def end_lapsed_transactions(worker_id: UUID | None, lease_end: datetime) -> int:
     Needs the same role as the workers, or membership in pg_signal_backend and
     pg_read_all_stats; without them this says so once and ends nothing.
     """
-    if worker_id is None or database.connection.vendor != "postgresql":
+    d = dialect.current()
+    if worker_id is None or not d.manages_sessions:
         return 0
     name = f"{WORKER}{worker_id.hex}"
     try:
         with database.atomic(), database.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT state IS NULL, CASE WHEN xact_start < %(end)s"
-                " THEN pg_terminate_backend(pid) END FROM pg_stat_activity"
-                " WHERE datname = current_database() AND right(application_name, %(n)s) ="
-                " %(name)s AND (xact_start < %(end)s OR state IS NULL)",
-                {"end": lease_end, "n": len(name), "name": name})
+            cursor.execute(d.lapsed_transactions_sql,
+                           {"end": lease_end, "n": len(name), "name": name})
             rows = cursor.fetchall()
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
@@ -269,6 +257,7 @@ def socket_of(wrapper: Any) -> int | None:
     """The open connection's socket descriptor (psycopg 3 or 2), else None (SQLite)."""
     raw = getattr(wrapper, "connection", None)
     try:
-        return raw.fileno() if raw is not None and wrapper.vendor == "postgresql" else None
+        return raw.fileno() if raw is not None and dialect.of(wrapper).manages_sessions \
+            else None
     except Exception:  # noqa: BLE001 - the driver raises when the connection is closed
         return None

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from jobs import conf
+from jobs import conf, dialect
 from jobs.core import statements
 from jobs.core.queues import CHANNEL
 from jobs.database import connection
@@ -99,7 +99,7 @@ class Listener:
 
     @staticmethod
     def available() -> bool:
-        return connection.vendor == "postgresql"
+        return dialect.current().listens
 
     def wait(self, poll: float, limit: int = 1) -> list[Due]:
         """Return when a served queue may have a due job: notified, a delayed job came

@@ -1,4 +1,4 @@
-"""SQLite's WAL checkpoints leave the request path (jobs.core.sqlite).
+"""SQLite's WAL checkpoints leave the request path (jobs.dialect.sqlite).
 
 These run on every database the suite runs on: each opens its own SQLite file.
 """
@@ -12,7 +12,7 @@ import pytest
 from django.db.utils import ConnectionHandler
 from django.test import override_settings
 
-from jobs.core import sqlite
+from jobs.dialect import sqlite
 
 ROW = "x" * 3000  # about one page per row
 

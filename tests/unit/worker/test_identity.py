@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import enqueue
+from jobs import database, enqueue
 from jobs.core import clusters, transitions
 from jobs.management.commands import qcluster
 from jobs.models import Attempt, AttemptStatus, Cluster, Job, JobStatus
@@ -82,7 +82,7 @@ def test_the_attempt_records_the_workers_id_and_cluster(monkeypatch):
 @pytest.mark.parametrize("vendor_path", ["statement", "transaction"])
 def test_both_claim_paths_store_the_identity(vendor_path, monkeypatch):
     if vendor_path == "transaction":  # the path every database but PostgreSQL takes
-        monkeypatch.setattr(transitions.connection, "vendor", "sqlite-like")
+        monkeypatch.setattr(database.connection, "vendor", "sqlite-like")
     worker_id, cluster_id = uuid4(), uuid4()
     job = enqueue("tests.add", 1, 2)
     claimed = claim_as(job, worker_id, cluster_id)

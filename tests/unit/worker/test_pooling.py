@@ -8,7 +8,7 @@ import pytest
 from django.db import ProgrammingError, connection
 
 from jobs import enqueue
-from jobs.core import statements
+from jobs.core import statements, transitions
 from jobs.models import Job, JobStatus
 from jobs.worker import broker as broker_module
 from jobs.worker.broker import execute_handed_over
@@ -94,8 +94,7 @@ def test_a_failure_after_the_claim_leaves_the_job_running_for_the_reaper(fresh_c
     reserve_due("default", 4)
 
     def claimed_then_lost(job_id):
-        broker_module.transitions.claim(job_id, worker_host="h", worker_pid=1,
-                                        lease_seconds=30)
+        transitions.claim(job_id, worker_host="h", worker_pid=1, lease_seconds=30)
         raise ProgrammingError("the outcome could not be written")
 
     monkeypatch.setattr(broker_module, "run_job", claimed_then_lost)
