@@ -22,8 +22,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from jobs import dialect
 from jobs.core import serialization
-from jobs.database import connection
 from jobs.exceptions import InvalidJobOption, UnstorableValue
 from jobs.models import DeadLetter, Job, JobStatus
 from jobs.ops.lookups import id_search
@@ -53,7 +53,7 @@ def parse_args_filter(text: str) -> dict[str, Any] | None:
         raise InvalidJobOption(f"args filter: {exc}") from None
     if not isinstance(value, dict) or not value:
         raise InvalidJobOption('args filter must be a JSON object, e.g. {"user_id": 42}')
-    if connection.vendor != "postgresql":
+    if not dialect.current().nested_args_filter:
         nested = [k for k, v in value.items() if isinstance(v, (dict, list))]
         if nested:
             raise InvalidJobOption(f"on SQLite args filter values must be plain (text, number, "
@@ -113,9 +113,7 @@ def hide_engine_jobs(qs: QuerySet[Job], f: dict[str, Any]) -> QuerySet[Job]:
 
 
 def _args_match(value: dict[str, Any]) -> Q:
-    if connection.vendor == "postgresql":
-        return Q(kwargs__contains=value)
-    return Q(**{f"kwargs__{key}": v for key, v in value.items()})
+    return dialect.current().args_match(value)
 
 
 def freeze(f: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:

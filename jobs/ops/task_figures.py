@@ -28,7 +28,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from jobs.database import connection
+from jobs import dialect
 from jobs.models import Job, JobStatus
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
@@ -82,7 +82,7 @@ def figures(window: str = "1h", task_name: str | None = None,
     def row(name: str) -> TaskFigures:
         return out.setdefault(name, TaskFigures(name, window))
 
-    postgres = connection.vendor == "postgresql"
+    postgres = dialect.current().supports_percentiles
     grouped = finished.order_by().values("task_name").annotate(
         runs=Count("pk"), ok=Count("pk", filter=Q(status=JobStatus.SUCCEEDED)),
         **({"p50": Percentile(_RUN_TIME, 0.5), "p95": Percentile(_RUN_TIME, 0.95)}

@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from jobs import dialect
 from jobs.admin.base.filters import CreatedFilter
 from jobs.core.registry import registered_tasks
 from jobs.core.transitions import BulkResult
@@ -40,7 +41,7 @@ def stream_ids(queryset: QuerySet, field: str = "pk") -> Iterator[Any]:
     one connection, so there the ids (only ever a small table) are read first.
     """
     ids = queryset.order_by().values_list(field, flat=True)
-    if connections[queryset.db].vendor == "postgresql":
+    if dialect.of(connections[queryset.db]).streams_snapshots:
         return ids.iterator(chunk_size=ACTION_CHUNK)
     return iter(list(ids))
 
