@@ -193,4 +193,5 @@ def test_the_cluster_finds_its_processes_through_psutil_without_reading_proc(mon
             proc.kill()
         child.kill()
         child.wait()
+        child.stdout.close()  # the pipe too: not left to the GC (a ResourceWarning)
     assert qcluster._descendants(child.pid) == []  # gone: nothing to signal, no error
