@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_admin.py            # generates the data set once, then times
     .venv/bin/python bench/bench_admin.py --regenerate
 
-Loads 1,000,000 jobs and 3,000,000 attempts (`manage.py generate_jobs`) into
+Loads 1,000,000 jobs and 3,000,000 attempts (bench/dataset.py, as
+`bench/generate_jobs.py` does) into
 its own PostgreSQL database (default postgres://postgres@127.0.0.1:5432/bench_admin,
 migrated here), skipping generation when the right counts are already there.
 Then, logged in as a superuser through django.test.Client in this process
@@ -94,9 +95,9 @@ def main() -> int:
 
 def ensure_data_set(jobs: int, per_job: int, regenerate: bool) -> float | None:
     """Generate the data set unless it is already there; seconds spent, or None if skipped."""
-    from django.core.management import call_command
     from django.db import connection
 
+    from bench.dataset import generate
     from jobs.models import Attempt, Job
 
     if not regenerate and Job.objects.count() == jobs and \
@@ -106,7 +107,7 @@ def ensure_data_set(jobs: int, per_job: int, regenerate: bool) -> float | None:
         cursor.execute("TRUNCATE jobs_job, jobs_attempt, jobs_step, jobs_deadletter, "
                        "jobs_operationkey, jobs_schedule")
     started = time.monotonic()
-    call_command("generate_jobs", jobs=jobs, attempts_per_job=per_job)
+    generate(jobs, per_job)
     return time.monotonic() - started
 
 

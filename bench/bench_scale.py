@@ -7,7 +7,7 @@ scale   N no-op jobs drained by 1, 2 and 4 clusters (2 workers each, `qcluster -
         on one PostgreSQL database (bench_scale); every job must end succeeded with
         exactly one attempt, or the run fails.
 growth  the same measurements on two databases side by side: bench_growth_empty and
-        bench_growth_full, the latter preloaded with --jobs finished jobs (generate_jobs,
+        bench_growth_full, the latter preloaded with --jobs finished jobs (bench/generate_jobs.py,
         3 attempts each, every unfinished one then marked succeeded): enqueue p50 (single
         calls, autocommit), the in-process claim rate (claim, run, succeed), and the
         drain of N jobs by one cluster. Goal (issue 13): no figure more than 10 % worse
@@ -149,8 +149,9 @@ def growth(args: argparse.Namespace, jobs: int) -> dict[str, Any]:
             fresh_database(db)
         say(f"[growth] loading {args.rows} finished jobs into {dbs['full']}")
         t0 = time.monotonic()
-        manage(dbs["full"], "generate_jobs", "--jobs", str(args.rows), "--attempts-per-job",
-               "3", "--no-vacuum")
+        subprocess.run([sys.executable, str(ROOT / "bench" / "generate_jobs.py"), "--jobs",
+                        str(args.rows), "--attempts-per-job", "3", "--no-vacuum"],
+                       cwd=ROOT, env=env_for(dbs["full"]), check=True)
         child(dbs["full"], "finish_all")
         say(f"[growth] loaded in {time.monotonic() - t0:.0f} s")
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in dbs}

@@ -13,6 +13,14 @@ def pytest_report_header(config):
     return f"DATABASE_URL={os.environ.get('DATABASE_URL', '(default: SQLite)')}"
 
 
+def pytest_itemcollected(item):
+    """A browser test starts Chromium and a live server: it is slow like every test that
+    starts real processes, so `pytest -m "not slow"` is the fast loop (`make test` runs
+    plain pytest: everything)."""
+    if item.get_closest_marker("browser"):
+        item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_modifyitems(config, items):
     """PostgreSQL-only tests are deselected, loudly, on a local SQLite run.
 

@@ -25,6 +25,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import CharField
@@ -35,6 +36,7 @@ _VARIANT = 0b10 << 62
 
 
 _TAIL_BITS = 32
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _clock = threading.Lock()
 _last_micros = 0
 
@@ -46,10 +48,21 @@ def uuid7() -> uuid.UUID:
     with _clock:
         micros = max(now // 1000, _last_micros + 1)  # never the same twice in a process
         _last_micros = micros
+    return _pack(now // 1_000_000, micros)
+
+
+def uuid7_at(when: datetime) -> uuid.UUID:
+    """The id a job made at `when` was given, for a data set of past jobs
+    (bench/generate_jobs.py): the same layout, without this process's strictly
+    increasing tail (the random bits keep such ids apart)."""
+    micros = (when - _EPOCH) // timedelta(microseconds=1)
+    return _pack(micros // 1000, micros)
+
+
+def _pack(millis: int, micros: int) -> uuid.UUID:
     rand = int.from_bytes(os.urandom(6), "big")
     rand_a = (rand >> 30) & 0xFFF
     rand_b = (rand & ((1 << 30) - 1)) << _TAIL_BITS | micros & ((1 << _TAIL_BITS) - 1)
-    millis = now // 1_000_000
     return uuid.UUID(int=(millis & ((1 << 48) - 1)) << 80 | _VERSION | rand_a << 64
                      | _VARIANT | rand_b)
 

@@ -8,6 +8,11 @@ once, not after the wait limit); `unserved_queues` names them. Unresolved dead
 letters are reported, not judged: they need an operator, not a restart; so are
 paused queues, whose jobs wait on an operator's decision and do not count against
 the wait (nor as unserved).
+
+The figures are jobs.core.figures', the same as /metrics' and the pages': due and
+waits by the database's clock, paused queues included. So `oldest_due_wait_seconds`
+is every queue's oldest wait, as /metrics and the overview give it, and the judged
+one, paused queues left out, is `oldest_unpaused_wait_seconds` beside it.
 """
 
 from __future__ import annotations
@@ -16,13 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db.models import Min
 from django.utils import timezone
 
 from jobs import conf
-from jobs.core import queues
+from jobs.core import figures, queues
 from jobs.database import connection
-from jobs.models import RUNNABLE_STATUSES, Cluster, DeadLetter, Job
+from jobs.models import Cluster, DeadLetter
 from jobs.ops import serving
 
 
@@ -38,14 +42,15 @@ def check(now: datetime | None = None) -> dict[str, Any]:
             last_seen_at__gte=now - timedelta(seconds=settings.health_cluster_seconds),
         ).count()
         paused = queues.paused()
-        oldest = (Job.objects.filter(status__in=RUNNABLE_STATUSES, run_after__lte=now)
-                  .exclude(queue__in=paused).aggregate(oldest=Min("run_after"))["oldest"])
+        waiting = figures.waiting_by_queue(given)  # due by the database's clock
         dead = DeadLetter.objects.filter(resolved_at__isnull=True).count()
-        unserved = serving.unserved(given)  # due by the database's clock
+        unserved = serving.state(given, waiting).unserved
     except DatabaseError as exc:
         return {"healthy": False, "database": "unreachable",
                 "problems": [f"the database does not answer ({type(exc).__name__})"]}
-    wait = (now - oldest).total_seconds() if oldest else 0.0
+    oldest = figures.oldest_wait(waiting)
+    judged = figures.oldest_wait(waiting, leave_out=paused)
+    wait = judged.total_seconds() if judged else 0.0
     problems = []
     if not seen:
         problems.append(f"no cluster seen in the last {settings.health_cluster_seconds:g} s")
@@ -59,7 +64,8 @@ def check(now: datetime | None = None) -> dict[str, Any]:
         "healthy": not problems,
         "database": "ok",
         "clusters_seen": seen,
-        "oldest_due_wait_seconds": round(wait, 3),
+        "oldest_due_wait_seconds": round(oldest.total_seconds(), 3) if oldest else 0.0,
+        "oldest_unpaused_wait_seconds": round(wait, 3),
         "unresolved_dead_letters": dead,
         "paused_queues": len(paused),
         "unserved_queues": [q.name for q in unserved],

@@ -10,8 +10,9 @@ Two sources, chosen per metric (docs/operations.md lists them all):
   clusters and the web process of a host, before they start.
 - State is read from the database at scrape time, so it is true whichever host
   scrapes: active jobs by status and queue (exact: partial indexes keep it
-  cheap), all jobs (the planner's estimate, never a scan of a big table), the
-  oldest due job's wait per queue, unresolved dead letters, clusters and
+  cheap), all jobs (the planner's estimate, never a scan of a big table), each
+  queue's depth and its oldest due job's wait (jobs.core.figures: paused queues
+  included, by the database's clock), unresolved dead letters, clusters and
   workers alive, and the queues with due jobs that no live cluster serves.
 """
 
@@ -21,7 +22,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
@@ -29,8 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from jobs import database, signals
-from jobs.core import clusters
-from jobs.database import connection
+from jobs.core import clusters, figures
 from jobs.models import Attempt, DeadLetter, Job, JobStatus
 from jobs.ops import serving
 
@@ -87,14 +87,22 @@ class DatabaseState(Collector):
                     .values("status", "queue").annotate(n=Count("pk"))):
             active.add_metric([row["status"], row["queue"]], row["n"])
         yield active
+        estimate = figures.row_estimate(Job)
         yield GaugeMetricFamily("jobs_estimated_rows", "All jobs, as the planner estimates.",
-                                value=_estimated_rows())
+                                value=float(Job.objects.count() if estimate is None
+                                            else estimate))  # None: SQLite, small by nature
+        waiting = figures.waiting_by_queue()  # due and waits by the database's clock
+        depth = GaugeMetricFamily("jobs_queue_depth",
+                                  "Due jobs waiting in each queue (paused queues too).",
+                                  labels=["queue"])
         wait = GaugeMetricFamily("jobs_oldest_due_wait_seconds",
-                                 "How long the oldest due job of each queue has waited.",
-                                 labels=["queue"])
-        for row in (Job.objects.filter(status__in=JobStatus.runnable(), run_after__lte=now)
-                    .order_by().values("queue").annotate(oldest=Min("run_after"))):
-            wait.add_metric([row["queue"]], (now - row["oldest"]).total_seconds())
+                                 "How long the oldest due job of each queue has waited "
+                                 "(paused queues too).", labels=["queue"])
+        for name, row in sorted(waiting.items()):
+            if row["due"]:
+                depth.add_metric([name], row["due"])
+                wait.add_metric([name], row["wait"].total_seconds())
+        yield depth
         yield wait
         unresolved = DeadLetter.objects.filter(resolved_at__isnull=True).count()
         yield GaugeMetricFamily("jobs_dead_letters_unresolved",
@@ -108,19 +116,9 @@ class DatabaseState(Collector):
             "jobs_queue_unserved",
             "1 for each queue with due jobs that no live cluster serves (jobs.ops.serving).",
             labels=["queue"])
-        for q in serving.unserved():
+        for q in serving.state(None, waiting).unserved:
             unserved.add_metric([q.name], 1)
         yield unserved
-
-
-def _estimated_rows() -> float:
-    if connection.vendor != "postgresql":
-        return float(Job.objects.count())  # SQLite: small by nature
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
-                       [Job._meta.db_table])
-        row = cursor.fetchone()
-    return max(float(row[0]), 0.0) if row else 0.0
 
 
 def scrape() -> bytes:

@@ -26,7 +26,7 @@ THROUGHPUT_WINDOW = timedelta(hours=1)
 @dataclass
 class QueueRow:
     name: str
-    depth: int = 0  # due now and waiting
+    depth: int = 0  # due now and waiting (jobs.core.figures)
     later: int = 0  # queued or retrying, not due yet
     oldest_wait: timedelta | None = None
     running: int = 0
@@ -58,7 +58,7 @@ def overview(now: datetime | None = None) -> list[QueueRow]:
     for name, r in waiting.items():
         q = row(name)
         q.depth, q.later = r["due"], r["later"]
-        q.oldest_wait = now - r["oldest"] if r["oldest"] else None
+        q.oldest_wait = r["wait"]  # jobs.core.figures: paused queues' too
     for unserved in serving.state(now, waiting).unserved:
         row(unserved.name).unserved = True
     for r in (Job.objects.filter(status=JobStatus.RUNNING).order_by()

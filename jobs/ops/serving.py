@@ -25,10 +25,8 @@ from typing import Any
 
 from django.db import Error as DatabaseError
 
-from jobs.core import clusters, queues
-from jobs.core.clock import read_database_now
+from jobs.core import clusters, figures, queues
 from jobs.database import connection
-from jobs.ops import stats
 
 logger = logging.getLogger("jobs.serving")
 
@@ -57,23 +55,22 @@ def state(now: datetime | None = None,
           waiting: dict[str, dict[str, Any]] | None = None) -> Serving:
     """The live clusters and the unserved queues.
 
-    Two queries in the common case: the due jobs per queue (`stats.waiting_by_queue`,
+    Two queries in the common case: the due jobs per queue (`figures.waiting_by_queue`,
     an index scan of due jobs; skipped when the caller passes `waiting`, read at
     `now`) and the live clusters' rows; the pauses are read only when some queue with
     due jobs has no live cluster. `now` stands for both clocks in tests; without it,
-    due is judged by the database's clock and liveness by this host's, each as the
-    engine judges it.
+    due and wait are judged by the database's clock and liveness by this host's, each
+    as the engine judges it.
     """
-    due_at = now or read_database_now()
     if waiting is None:
-        waiting = stats.waiting_by_queue(due_at)
+        waiting = figures.waiting_by_queue(now)
     alive = list(clusters.alive(now).values_list("queues", flat=True))
     served = {name for listed in alive for name in (listed or [])}
     candidates = {name: r for name, r in waiting.items() if r["due"] and name not in served}
     if candidates:
         for name in queues.paused() & set(candidates):
             del candidates[name]
-    unserved = [UnservedQueue(name, r["due"], max(due_at - r["oldest"], timedelta(0)))
+    unserved = [UnservedQueue(name, r["due"], r["wait"])
                 for name, r in sorted(candidates.items())]
     return Serving(clusters_alive=len(alive), unserved=unserved)
 

@@ -1,7 +1,9 @@
 """The state of the system at a glance, for the admin home and the dashboard.
 
 Every query here is answered from an index (see Job.Meta.indexes), so it
-stays fast with millions of finished jobs in the table.
+stays fast with millions of finished jobs in the table. The figures of waiting
+jobs (depth, oldest due wait) are owned by jobs.core.figures; this module names
+them for the pages.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from jobs.core.clock import database_now
+from jobs.core import figures
 from jobs.models import DeadLetter, Job, JobStatus
 
 
@@ -24,21 +26,12 @@ def status_counts() -> dict[str, int]:
 
 
 def waiting_by_queue(now: datetime | None = None) -> dict[str, dict[str, Any]]:
-    """Per queue with runnable jobs: how many are due now, how many wait for a later
-    run_after, and when the oldest due one became due. One grouped query on the
-    due-job partial index, however many jobs have finished. Due by `now`, else by
-    the database's clock, as the broker decides (jobs.core.clock).
-
-    The one owner of "waiting" and "due": every figure of waiting jobs (the
-    overview, the queues page, unserved queues) is read from here, so they agree."""
-    due = Q(run_after__lte=database_now(now))
-    rows = (
-        Job.objects.filter(status__in=JobStatus.runnable())
-        .order_by().values("queue")
-        .annotate(due=Count("pk", filter=due), later=Count("pk", filter=~due),
-                  oldest=Min("run_after", filter=due))
-    )
-    return {r["queue"]: r for r in rows}
+    """Per queue with runnable jobs: due now (its depth), later, the oldest due job's
+    run_after and its wait. The figures' owner is jobs.core.figures (paused queues
+    included, due and wait by the database's clock unless `now` is given); this is
+    its name for the overview, the queues page and unserved queues, which read it
+    once and share it, so they agree."""
+    return figures.waiting_by_queue(now)
 
 
 def queue_depths(now: datetime | None = None,
@@ -46,19 +39,17 @@ def queue_depths(now: datetime | None = None,
     """Per queue with queued or retrying jobs: how many are due now (`depth`), how many
     are scheduled for later (`later`), and how long the oldest due one has waited
     (None when none is due). `waiting`: `waiting_by_queue(now)`, when the caller has it."""
-    now = now or timezone.now()
     waiting = waiting_by_queue(now) if waiting is None else waiting
     return [
-        {"queue": name, "depth": r["due"], "later": r["later"],
-         "oldest_age": now - r["oldest"] if r["oldest"] else None}
+        {"queue": name, "depth": r["due"], "later": r["later"], "oldest_age": r["wait"]}
         for name, r in sorted(waiting.items())
     ]
 
 
 def oldest_queued_age(now: datetime | None = None) -> timedelta | None:
-    """How long the oldest due job of any queue has waited; None when none is due."""
-    ages = [d["oldest_age"] for d in queue_depths(now) if d["oldest_age"] is not None]
-    return max(ages, default=None)
+    """How long the oldest due job of any queue (paused ones too) has waited; None when
+    none is due."""
+    return figures.oldest_wait(waiting_by_queue(now))
 
 
 def unresolved_dead_letters() -> int:

@@ -28,7 +28,7 @@ from django_q.signing import SignedPackage
 
 from jobs import conf, database, dialect
 from jobs.conf import TIMEOUT_GRACE_SECONDS
-from jobs.core import clusters, reservations
+from jobs.core import clusters, figures, reservations
 from jobs.core.clock import DatabaseNow
 from jobs.core.registry import get_task
 from jobs.database import connection
@@ -278,14 +278,7 @@ class JobTableBroker(Broker):
 
     def queue_size(self) -> int:
         """Due jobs no cluster has reserved yet (by the database's clock)."""
-        now = DatabaseNow()
-        return (
-            Job.objects.filter(
-                queue__in=self.queues, status__in=JobStatus.runnable(), run_after__lte=now
-            )
-            .exclude(reserved_until__gte=now)
-            .count()
-        )
+        return figures.depth(self.queues, unreserved=True)
 
     def lock_size(self) -> int:
         """Jobs reserved by a cluster or running."""

@@ -77,6 +77,7 @@ def watched():
         s.stop()
 
 
+@pytest.mark.slow  # real child processes, killed and restarted
 def test_a_killed_child_is_reported_reaped_and_restarted(watched):
     s, said = watched(backoff=0.1)
     first = s.proc.pid
@@ -90,6 +91,7 @@ def test_a_killed_child_is_reported_reaped_and_restarted(watched):
     assert s.proc.poll() is None and not s.gave_up.is_set()
 
 
+@pytest.mark.slow  # real child processes, killed and restarted
 def test_what_the_dead_child_left_in_its_group_is_killed(watched, tmp_path):
     """A kill -9 of qcluster's main process leaves its sentinel and workers behind."""
     pidfile = tmp_path / "grandchild"
@@ -106,6 +108,7 @@ def test_what_the_dead_child_left_in_its_group_is_killed(watched, tmp_path):
     assert wait_for(lambda: gone(grandchild), timeout=10)
 
 
+@pytest.mark.slow  # real child processes, killed and restarted
 def test_repeated_quick_deaths_give_up_loudly(watched):
     s, said = watched([sys.executable, "-c", "import sys; sys.exit(3)"], backoff=0.01,
                       max_quick_deaths=3, quick_seconds=30)
@@ -115,6 +118,7 @@ def test_repeated_quick_deaths_give_up_loudly(watched):
     assert reaped(s.proc.pid)
 
 
+@pytest.mark.slow  # real child processes, killed and restarted
 def test_a_death_after_a_long_run_starts_the_count_again(watched):
     s, said = watched(backoff=0.05, max_quick_deaths=2, quick_seconds=0.5)
     for _ in range(3):  # each lived past quick_seconds: never two quick deaths in a row
@@ -125,6 +129,7 @@ def test_a_death_after_a_long_run_starts_the_count_again(watched):
     assert not s.gave_up.is_set() and s.starts == 4
 
 
+@pytest.mark.slow  # real child processes, killed and restarted
 def test_stop_ends_the_child_promptly_and_reaps_it(watched):
     s, said = watched()
     pid = s.proc.pid
@@ -135,6 +140,7 @@ def test_stop_ends_the_child_promptly_and_reaps_it(watched):
     assert "Restarting" not in said.text() and "!!!" not in said.text()
 
 
+@pytest.mark.slow  # real child processes, killed and restarted
 def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout(watched, tmp_path):
     ready = tmp_path / "ready"
     s, _ = watched([sys.executable, "-c", "import signal, time; "

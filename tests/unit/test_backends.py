@@ -315,8 +315,18 @@ def _cancel_then_lose(result_id):
 def _cancel_while_running(result_id):
     import threading
 
-    threading.Timer(0.3, _cancel, args=(result_id,)).start()
+    from django.db import connection
+
+    def cancel_then_close():
+        try:
+            _cancel(result_id)
+        finally:
+            connection.close()  # the timer thread's own connection: not left to the GC
+
+    timer = threading.Timer(0.3, cancel_then_close)
+    timer.start()
     assert run_job(result_id) == JobStatus.CANCELLED
+    timer.join()
 
 
 PATHS = {

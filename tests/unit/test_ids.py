@@ -44,3 +44,15 @@ def test_the_shown_tail_follows_the_clock_so_its_index_grows_in_one_place(monkey
 
 def test_new_jobs_get_uuid7_ids(db):
     assert JobFactory().pk.version == 7
+
+
+def test_an_id_for_a_past_time_has_the_layout_of_one_made_then(monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    when = datetime.fromtimestamp(1_764_650_000, tz=UTC) + timedelta(microseconds=123_456)
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_764_650_000_123_456_000)
+    monkeypatch.setattr(ids, "_last_micros", 0)
+    made_then, made_for = uuid7(), ids.uuid7_at(when)
+    assert made_for.version == 7 and made_for.variant == uuid.RFC_4122
+    assert made_for.int >> 80 == made_then.int >> 80  # the same millisecond
+    assert short_id(made_for) == short_id(made_then)  # the same microsecond tail

@@ -11,10 +11,10 @@ from math import ceil
 from typing import Any
 
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
+from jobs.core import figures
 from jobs.models import Job
 from jobs.ops import lookups, search
 from jobs.ops.lookups import CappedCount, capped_count
@@ -54,18 +54,10 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         qs = self.object_list
-        connection = connections[qs.db]
-        if _unfiltered(qs) and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                    [connection.ops.quote_name(qs.model._meta.db_table)],
-                )
-                row = cursor.fetchone()
-            estimate = row[0] if row else -1  # -1: never analysed
-            if estimate > self.cap:
-                self.is_estimate = True
-                return int(estimate)
+        estimate = figures.row_estimate(qs.model, qs.db) if _unfiltered(qs) else None
+        if estimate is not None and estimate > self.cap:  # None: not PostgreSQL
+            self.is_estimate = True
+            return estimate
         self.counted = capped_count(qs, self.cap)
         self.is_capped = self.counted.capped
         return self.counted.value

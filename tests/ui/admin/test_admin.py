@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
-from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -604,23 +603,3 @@ class TestAdminHome:
         client.force_login(staff_with("view_schedule"))
         html = client.get(reverse("admin:index")).content.decode()
         assert 'id="job-stats"' not in html
-
-
-# --- The data set generator ---------------------------------------------------------------
-
-
-def test_generate_jobs_writes_a_consistent_mix():
-    call_command("generate_jobs", jobs=300, attempts_per_job=2, no_vacuum=True)
-    assert Job.objects.count() == 300
-    assert Attempt.objects.count() == 600
-    dead = Job.objects.filter(status=S.DEAD)
-    assert DeadLetter.objects.count() == dead.count()
-    assert Job.objects.values("status").distinct().count() >= 4
-    assert not Attempt.objects.filter(job__status=S.SUCCEEDED, number=2).exclude(
-        status=AttemptStatus.SUCCEEDED).exists()
-    assert all(j.last_error for j in dead)
-    # Each letter points at its job's last attempt, which holds the error.
-    assert all(d.attempt.number == d.job.last_attempt_number and d.error_class
-               for d in DeadLetter.objects.select_related("attempt", "job"))
-    assert Step.objects.filter(job__task_name="catalog.import").count() == 4 * Job.objects.filter(
-        task_name="catalog.import").count()

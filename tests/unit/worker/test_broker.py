@@ -62,6 +62,8 @@ def test_dequeue_hands_out_signed_packages_carrying_only_the_job_id():
     assert task["save"] is False
     assert broker.dequeue() is None  # nothing else due
     assert broker.queue_size() == 0
+    if broker._listener is not None:  # the idle dequeue opened it (PostgreSQL): not leaked
+        broker._listener.close()
 
 
 def test_enqueue_through_django_q_is_refused():

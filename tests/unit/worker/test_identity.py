@@ -163,6 +163,7 @@ def test_a_job_of_a_cluster_not_shown_is_an_orphan_whatever_its_host_and_pid():
 # --- The cluster's processes, found through psutil -------------------------------------
 
 
+@pytest.mark.slow  # starts real child processes
 def test_the_cluster_finds_its_processes_through_psutil_without_reading_proc(monkeypatch):
     """qcluster signals and lists every process under its sentinel; it must not walk
     /proc, which macOS has not."""
@@ -192,4 +193,5 @@ def test_the_cluster_finds_its_processes_through_psutil_without_reading_proc(mon
             proc.kill()
         child.kill()
         child.wait()
+        child.stdout.close()  # the pipe too: not left to the GC (a ResourceWarning)
     assert qcluster._descendants(child.pid) == []  # gone: nothing to signal, no error

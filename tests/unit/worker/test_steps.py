@@ -227,7 +227,13 @@ def test_progress_shows_while_the_step_runs_not_only_at_its_commit():
     """The heartbeat thread writes progress on its own connection: another connection
     (the dashboard's) reads it while the step's transaction is still open."""
     job = enqueue("tests.progress_then_wait")
-    worker = threading.Thread(target=run_job, args=(job.pk,))
+    def work():
+        try:
+            run_job(job.pk)
+        finally:
+            connection.close()  # the thread's own: left open, the test database can't go
+
+    worker = threading.Thread(target=work)
     worker.start()
     try:
         assert testapp_tasks.PROGRESS_REPORTED.wait(10)
