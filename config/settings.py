@@ -7,6 +7,7 @@ PostgreSQL for anything real.
 
 from pathlib import Path
 
+import django
 import environ
 
 from jobs import conf as jobs_conf
@@ -107,8 +108,16 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "admin:login"
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-ADMINS = [tuple(a.split(":", 1)) for a in env.list("ADMINS", default=[]) if ":" in a]
+# Django 6.1 configures mail with MAILERS (EMAIL_BACKEND is deprecated there) and 6.0
+# takes ADMINS as plain addresses (pairs are deprecated); 5.2 knows neither.
+_email_backend = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": _email_backend}}
+else:
+    EMAIL_BACKEND = _email_backend
+# ADMINS=Name:email,Name:email (the name is what Django 5.2 shows; 6.x takes the address).
+_admins = [tuple(a.split(":", 1)) for a in env.list("ADMINS", default=[]) if ":" in a]
+ADMINS = [email for _, email in _admins] if django.VERSION >= (6, 0) else _admins
 
 LOGGING = {
     "version": 1,

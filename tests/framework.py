@@ -52,8 +52,15 @@ else:
 
 JOBS_BACKEND = "jobs.backends.JobsBackend"
 
+
+def admins(name: str, email: str) -> list:
+    """settings.ADMINS with one admin, as this Django takes it: (name, email) pairs on
+    5.2, plain addresses on 6.0 and later (where pairs are deprecated)."""
+    return [email] if DJANGO_6 else [(name, email)]
+
 __all__ = [
     "DEFAULT_TASK_QUEUE_NAME", "DJANGO_6", "DUMMY_BACKEND", "IMMEDIATE_BACKEND", "JOBS_BACKEND",
+    "admins",
     "LOGGER", "TASK_MAX_PRIORITY", "TASK_MIN_PRIORITY", "DummyBackend", "ImmediateBackend",
     "InvalidTask", "InvalidTaskBackend", "Task", "TaskContext", "TaskResultDoesNotExist",
     "TaskResultMismatch", "TaskResultStatus", "default_task_backend", "task", "task_backends",

@@ -9,6 +9,7 @@ from django.test import override_settings
 from django.urls import path
 
 from demo.checks import check_secret_key
+from tests.framework import admins
 
 
 def boom(request):
@@ -22,7 +23,7 @@ urlpatterns = [path("boom/", boom)]
 def test_a_500_reaches_the_console_with_its_traceback_and_mails_the_admins(
     client, settings, monkeypatch, mailoutbox
 ):
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = admins("Ops", "ops@example.com")
     console = next(h for h in logging.getLogger("django.request").handlers
                    if type(h) is logging.StreamHandler)
     emitted: list[logging.LogRecord] = []

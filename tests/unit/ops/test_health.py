@@ -10,6 +10,7 @@ from django.utils import timezone
 from jobs.core import queues
 from jobs.models import Cluster, JobStatus
 from tests.factories import DeadLetterFactory, JobFactory
+from tests.framework import admins
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +85,7 @@ def test_only_get(client):
 
 def test_an_unhealthy_poll_is_a_warning_in_the_log_not_a_mail_to_the_admins(
         client, settings, caplog, mailoutbox):
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = admins("Ops", "ops@example.com")
     settings.JOBS = {"HEALTH_CLUSTER_SECONDS": 30.0}
     with caplog.at_level("WARNING", logger="django.request"):
         for _ in range(3):
@@ -99,7 +100,7 @@ def test_a_real_500_still_mails_the_admins(client, settings, mailoutbox, monkeyp
     proves the health check's choice, not a silent logger."""
     from jobs.ops import health
 
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = admins("Ops", "ops@example.com")
     monkeypatch.setattr(health, "check", lambda: 1 / 0)
     client.raise_request_exception = False
     assert client.get("/healthz").status_code == 500

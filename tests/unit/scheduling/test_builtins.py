@@ -22,6 +22,7 @@ from jobs.models import (
 from jobs.scheduling.builtins import alert_dead_letters, purge_finished
 from jobs.worker.runner import run_job
 from tests.factories import AttemptFactory, DeadLetterFactory, JobFactory
+from tests.framework import admins
 from tests.schedules import T0, make
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,7 @@ NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 class TestDeadLetterAlert:
     @pytest.fixture(autouse=True)
     def admins(self, settings):
-        settings.ADMINS = [("Ops", "ops@example.com")]
+        settings.ADMINS = admins("Ops", "ops@example.com")
 
     def test_one_mail_per_day_for_old_unresolved_dead_letters(self, mailoutbox):
         DeadLetterFactory(failed_at=NOW - timedelta(hours=30), error_message="card declined")
