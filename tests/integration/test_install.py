@@ -196,10 +196,10 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path, wheel, django
     assert all(blocks), f"a section of {headings} has no code"
     urls_block = next((text for _, text in blocks[0] if text.startswith("# mysite/urls.py")), "")
     prefixes = dict((module, prefix) for prefix, module in re.findall(
-        r'path\("([^"]*)", include\("(dashboard\.(?:api_)?urls)"\)\)', urls_block))
-    assert set(prefixes) == {"dashboard.urls", "dashboard.api_urls"}, (
+        r'path\("([^"]*)", include\("((?:dashboard|jobs)\.urls)"\)\)', urls_block))
+    assert set(prefixes) == {"dashboard.urls", "jobs.urls"}, (
         f"the README's mysite/urls.py block must include dashboard.urls and "
-        f"dashboard.api_urls:\n{urls_block}")
+        f"jobs.urls:\n{urls_block}")
 
     venv, home = tmp_path / "venv", tmp_path / "site"
     run(pyenv_python(python_version) if python_version else sys.executable, "-m", "venv", venv,
@@ -344,7 +344,7 @@ def test_the_readme_installs_the_apps_into_a_new_project(tmp_path, wheel, django
     script = (PAGES.replace("JOB_ID", job_id).replace("TASK_NAME", task_name)
               .replace("USERNAME", SUPERUSER["DJANGO_SUPERUSER_USERNAME"])
               .replace("DASHBOARD/", "/" + prefixes["dashboard.urls"])
-              .replace("API/", "/" + prefixes["dashboard.api_urls"]))
+              .replace("JOBS/", "/" + prefixes["jobs.urls"]))
     pages = run(python, "manage.py", "shell", "-c", script, cwd=home)
     assert "ALL PAGES OK" in pages, pages
 
@@ -373,7 +373,7 @@ for url, must_show in [
     ("DASHBOARD/", ["Succeeded"]),
     ("DASHBOARD/jobs/", ["TASK_NAME", "Succeeded"]),
     ("DASHBOARD/jobs/JOB_ID/", ["TASK_NAME", "Succeeded"]),
-    ("API/jobs/JOB_ID/status/", ['"status": "succeeded"']),
+    ("JOBS/api/jobs/JOB_ID/status/", ['"status": "succeeded"']),
 ]:
     response = client.get(url)
     body = response.content.decode()
@@ -381,5 +381,11 @@ for url, must_show in [
     for text in must_show:
         assert text in body, (url, text, body[:3000])
     print("OK", url)
+# The jobs app's own health check (no dashboard needed): it answers, 503 here with no
+# cluster left running, saying why.
+response = client.get("JOBS/healthz")
+assert response.status_code in (200, 503) and response.json()["database"] == "ok", (
+    response.status_code, response.content[:2000])
+print("OK JOBS/healthz")
 print("ALL PAGES OK")
 """
