@@ -24,10 +24,11 @@ cd "$(dirname "$0")/.."
 LEGS=(5.2/3.12 5.2/3.13 6.0/3.12 6.0/3.13 6.1/3.12 6.1/3.13)
 LEG_TESTS=(
     tests/conformance
-    tests/unit/core tests/unit/worker tests/unit/scheduling/test_schedules.py
+    tests/unit/core tests/unit/worker tests/unit/scheduling/test_cron.py
+    tests/unit/scheduling/test_firing.py tests/unit/scheduling/test_builtins.py
     tests/unit/scheduling/test_firing_slots.py tests/unit/test_backends.py
     tests/unit/test_checks.py tests/unit/test_conf.py tests/unit/test_ids.py
-    tests/unit/test_models.py
+    tests/unit/test_models.py tests/unit/test_dialect.py
     tests/integration/test_django_tasks.py
 )
 PARALLEL="${MATRIX_PARALLEL:-2}"

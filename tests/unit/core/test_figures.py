@@ -13,7 +13,7 @@ from dashboard import queries
 from jobs.admin.base import EstimatedCountPaginator
 from jobs.core import figures, queues
 from jobs.models import Cluster, Job, JobStatus
-from jobs.ops import health, presentation, stats
+from jobs.ops import health, lookups, stats
 from jobs.ops import queues as queue_page
 from jobs.worker.broker import JobTableBroker
 from tests.factories import JobFactory, StaffFactory
@@ -112,7 +112,7 @@ def test_every_consumer_reads_one_row_estimate(client, monkeypatch):
     estimate = figures.row_estimate(Job)
     assert estimate == (7 if connection.vendor == "postgresql" else None)
     assert metrics(client)[("jobs_estimated_rows", "")] == 7  # SQLite: counted
-    monkeypatch.setattr(presentation, "COUNT_CAP", 5)
+    monkeypatch.setattr(lookups, "COUNT_CAP", 5)
     paginator = EstimatedCountPaginator(Job.objects.order_by("pk"), 2)
     if estimate is None:  # no estimate: the admin counts, up to the cap
         assert paginator.count == 5 and paginator.is_capped and not paginator.is_estimate
