@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from django.db import Error as DatabaseError
 
-from jobs import conf
+from jobs import conf, database
 from jobs.core import transitions
 from jobs.core.transitions import Claimed
 from jobs.database import connection
@@ -101,6 +101,9 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
     def run(self) -> None:
+        # This thread's own connection (Django's are per thread), taken now: closing it
+        # on the way out must not read the settings again, which may have changed.
+        own = database.current()
         try:
             self.watchdog.start()
             sessions.name_heartbeat_connection()
@@ -127,7 +130,7 @@ class Heartbeat(threading.Thread):
                 self._renew(beat)
         finally:
             self.watchdog.stop()
-            connection.close()
+            own.close()
 
     def _connect(self) -> None:
         """Open the connection now, while slots are free; retry with backoff until it opens."""

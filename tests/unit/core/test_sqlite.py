@@ -17,11 +17,23 @@ from jobs.dialect import sqlite
 ROW = "x" * 3000  # about one page per row
 
 
-def _wal_file(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("CREATE TABLE t (v TEXT)")
-    return db
+@pytest.fixture
+def opened():
+    """Opens SQLite files and closes them after the test (Python 3.13 warns of an
+    unclosed connection, and warnings are errors here)."""
+    connections: list[sqlite3.Connection] = []
+
+    def open_file(path: Path, wal: bool = True) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None)
+        connections.append(db)
+        if wal:
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE t (v TEXT)")
+        return db
+
+    yield open_file
+    for db in connections:
+        db.close()
 
 
 def _frames(db: sqlite3.Connection) -> int:
@@ -29,8 +41,9 @@ def _frames(db: sqlite3.Connection) -> int:
     return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
 
 
-def test_a_tuned_connection_leaves_the_checkpoint_to_the_background(tmp_path: Path) -> None:
-    db = _wal_file(tmp_path / "a.sqlite3")
+def test_a_tuned_connection_leaves_the_checkpoint_to_the_background(tmp_path: Path,
+                                                                     opened) -> None:
+    db = opened(tmp_path / "a.sqlite3")
     sqlite.tune(db.cursor())
     assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
     for _ in range(1500):  # past SQLite's own threshold of 1,000 pages
@@ -44,17 +57,17 @@ def test_a_tuned_connection_leaves_the_checkpoint_to_the_background(tmp_path: Pa
     assert _frames(db) < 10, "after a full checkpoint the log starts again from its beginning"
 
 
-def test_an_untuned_connection_checkpoints_inside_its_commits(tmp_path: Path) -> None:
+def test_an_untuned_connection_checkpoints_inside_its_commits(tmp_path: Path, opened) -> None:
     """The cost the module removes: SQLite's default makes a commit copy the log."""
-    db = _wal_file(tmp_path / "b.sqlite3")
+    db = opened(tmp_path / "b.sqlite3")
     for _ in range(1500):
         db.execute("INSERT INTO t VALUES (?)", (ROW,))
     assert _frames(db) < 1000
 
 
 @override_settings(JOBS={"SQLITE_AUTOCHECKPOINT_PAGES": 0})
-def test_zero_keeps_sqlites_own_threshold(tmp_path: Path) -> None:
-    db = _wal_file(tmp_path / "c.sqlite3")
+def test_zero_keeps_sqlites_own_threshold(tmp_path: Path, opened) -> None:
+    db = opened(tmp_path / "c.sqlite3")
     sqlite.tune(db.cursor())
     assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
 
@@ -82,7 +95,6 @@ def test_other_databases_are_left_alone() -> None:
     sqlite.on_connection_created(sender=None, connection=Other())
 
 
-def test_checkpoint_outside_wal_mode_copies_nothing(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "e.sqlite3", isolation_level=None)
-    db.execute("CREATE TABLE t (v TEXT)")
+def test_checkpoint_outside_wal_mode_copies_nothing(tmp_path: Path, opened) -> None:
+    db = opened(tmp_path / "e.sqlite3", wal=False)
     assert sqlite.checkpoint(db.cursor()) == (0, 0)
