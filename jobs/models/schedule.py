@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -9,6 +10,8 @@ from django.utils import timezone
 from jobs.models.base import EngineModel
 from jobs.models.choices import MisfirePolicy, OverlapPolicy
 from jobs.models.job import Job
+
+MAX_JITTER_SECONDS = 7 * 24 * 3600
 
 
 class Schedule(EngineModel):
@@ -40,8 +43,11 @@ class Schedule(EngineModel):
     misfire_policy = models.CharField(
         max_length=16, choices=MisfirePolicy.choices, default=MisfirePolicy.RUN_ONCE
     )
+    # Bounded here, not by the database: SQLite enforces no integer range, so without
+    # it a jitter of 10^11 s would be saved there and refused on PostgreSQL.
     jitter_seconds = models.PositiveIntegerField(
-        default=0, help_text="Delay each job by a random 0..N seconds (spreads load)."
+        default=0, validators=[MaxValueValidator(MAX_JITTER_SECONDS)],
+        help_text="Delay each job by a random 0..N seconds (spreads load; at most a week)."
     )
 
     # Firing state, written by jobs.scheduling only (UTC, aware).

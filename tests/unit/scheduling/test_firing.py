@@ -21,6 +21,7 @@ from jobs.models import (
     OverlapPolicy,
     Schedule,
 )
+from jobs.models.schedule import MAX_JITTER_SECONDS
 from jobs.scheduling.cron import next_run_after
 from jobs.scheduling.firing import Outcome, create_schedule, fire, fire_due, run_now
 from jobs.worker import maintenance
@@ -75,6 +76,17 @@ class TestValidation:
             s.save()
         s.refresh_from_db()
         assert s.cron == "*/5 * * * *"
+
+    def test_jitter_is_bounded_by_the_model_on_every_database(self):
+        """A week at most, checked before any SQL (SQLite enforces no integer range)."""
+        s = create_schedule("ok", "tests.noop", "*/5 * * * *", "UTC")
+        s.jitter_seconds = MAX_JITTER_SECONDS
+        s.save()
+        s.jitter_seconds = MAX_JITTER_SECONDS + 1
+        with pytest.raises(ValidationError, match="less than or equal to"):
+            s.save()
+        s.refresh_from_db()
+        assert s.jitter_seconds == MAX_JITTER_SECONDS
 
     def test_valid_schedule_is_normalized_and_planned(self):
         before = timezone.now()
