@@ -43,6 +43,11 @@ ENV = {
 }
 DUE_JOBS = 10
 ON_TIME = timedelta(seconds=1)
+# The skew decides when the cluster starts on due work: its first due job starts
+# within ON_TIME. The other nine queue behind it on 2 free workers, one hand-over each,
+# which on a loaded CI machine (the matrix legs run beside the suite) took up to 0.8 s
+# in all; that is throughput, the same on any clock, so each is allowed this much more.
+HAND_OVER = timedelta(seconds=0.2)
 
 
 # Only the wall clock is off (`--exclude-monotonic`), as on a host whose clock drifted,
@@ -143,9 +148,10 @@ def test_a_cluster_with_a_skewed_clock_starts_due_jobs_on_time_and_reaps_no_live
 
     assert wait_for(lambda: Job.objects.filter(pk__in=ids, status=S.SUCCEEDED).count()
                     == DUE_JOBS, 10), logs()
-    for job in Job.objects.filter(pk__in=ids):
+    started = sorted(Job.objects.filter(pk__in=ids), key=lambda j: j.started_at)
+    for n, job in enumerate(started):
         late = job.started_at - job.run_after  # both by the database's clock
-        assert timedelta(0) <= late <= ON_TIME, (job.pk, late, logs())
+        assert timedelta(0) <= late <= ON_TIME + n * HAND_OVER, (n, job.pk, late, logs())
         assert job.attempt_count == 1
 
     # The long jobs: never reaped, by the other cluster's reaper or their own (a reaped

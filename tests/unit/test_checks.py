@@ -4,6 +4,15 @@ from django.core.management.base import SystemCheckError
 
 from jobs.checks import check_cluster_settings, check_database_vendor, check_jobs_settings
 from jobs.core.registry import _registry, task
+from jobs.worker import heartbeat
+
+
+@pytest.fixture(autouse=True)
+def _no_heartbeat_reading_the_settings():
+    """These tests set JOBS to values no worker could run with; a heartbeat thread an
+    earlier in-process run_job() left idling reads the settings on each tick and would
+    die on them. It is started again on demand (heartbeat.ensure_started)."""
+    heartbeat.shutdown()
 
 # `check` runs here with databases=[]: Django 6.1 runs the model checks against every
 # alias by default, and on SQLite the JSONField one opens the database, which these tests
