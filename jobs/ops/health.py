@@ -44,7 +44,7 @@ def check(now: datetime | None = None) -> dict[str, Any]:
         paused = queues.paused()
         waiting = figures.waiting_by_queue(given)  # due by the database's clock
         dead = DeadLetter.objects.filter(resolved_at__isnull=True).count()
-        unserved = serving.state(given, waiting).unserved
+        unserved = serving.state(given, waiting, paused).unserved
     except DatabaseError as exc:
         return {"healthy": False, "database": "unreachable",
                 "problems": [f"the database does not answer ({type(exc).__name__})"]}

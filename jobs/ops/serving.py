@@ -52,7 +52,8 @@ class Serving:
 
 
 def state(now: datetime | None = None,
-          waiting: dict[str, dict[str, Any]] | None = None) -> Serving:
+          waiting: dict[str, dict[str, Any]] | None = None,
+          paused: set[str] | None = None) -> Serving:
     """The live clusters and the unserved queues.
 
     Two queries in the common case: the due jobs per queue (`figures.waiting_by_queue`,
@@ -60,7 +61,7 @@ def state(now: datetime | None = None,
     `now`) and the live clusters' rows; the pauses are read only when some queue with
     due jobs has no live cluster. `now` stands for both clocks in tests; without it,
     due and wait are judged by the database's clock and liveness by this host's, each
-    as the engine judges it.
+    as the engine judges it. A caller that has read the pauses already passes them.
     """
     if waiting is None:
         waiting = figures.waiting_by_queue(now)
@@ -68,7 +69,7 @@ def state(now: datetime | None = None,
     served = {name for listed in alive for name in (listed or [])}
     candidates = {name: r for name, r in waiting.items() if r["due"] and name not in served}
     if candidates:
-        for name in queues.paused() & set(candidates):
+        for name in (queues.paused() if paused is None else paused) & set(candidates):
             del candidates[name]
     unserved = [UnservedQueue(name, r["due"], r["wait"])
                 for name, r in sorted(candidates.items())]
