@@ -21,6 +21,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from jobs import conf
+from jobs.core import figures
 from jobs.core.serialization import pretty_json
 from jobs.models import (
     Attempt,
@@ -56,9 +57,9 @@ LIST_FIELDS = ("id", "task_name", "queue", "status", "attempt_count", "max_attem
 def overview(now: datetime | None = None) -> dict[str, Any]:
     """The overview page's data: about ten small indexed queries, whatever the table size.
 
-    Waiting jobs are read once (`stats.waiting_by_queue`, due by the database's clock)
+    Waiting jobs are read once (`figures.waiting_by_queue`, due by the database's clock)
     for both the queues panel and the unserved-queue warning, so they agree."""
-    waiting = stats.waiting_by_queue(now)
+    waiting = figures.waiting_by_queue(now)
     now = now or timezone.now()
     counts = stats.status_counts()
     running = list(

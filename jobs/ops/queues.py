@@ -15,9 +15,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from jobs import database
-from jobs.core import queues
+from jobs.core import figures, queues
 from jobs.models import Job, JobStatus, QueuePause
-from jobs.ops import audit, serving, stats
+from jobs.ops import audit, serving
 
 PERMISSION = "jobs.pause_queue"
 THROUGHPUT_WINDOW = timedelta(hours=1)
@@ -48,7 +48,7 @@ def can_pause(user: Any) -> bool:
 def overview(now: datetime | None = None) -> list[QueueRow]:
     """Every queue that has waiting, running or recently finished jobs, or is paused;
     each flagged when it has due jobs and no live cluster serves it."""
-    waiting = stats.waiting_by_queue(now)  # due by the database's clock, unless given
+    waiting = figures.waiting_by_queue(now)  # due by the database's clock, unless given
     now = now or timezone.now()
     rows: dict[str, QueueRow] = {}
 

@@ -25,21 +25,12 @@ def status_counts() -> dict[str, int]:
     return {status.value: counts.get(status.value, 0) for status in JobStatus}
 
 
-def waiting_by_queue(now: datetime | None = None) -> dict[str, dict[str, Any]]:
-    """Per queue with runnable jobs: due now (its depth), later, the oldest due job's
-    run_after and its wait. The figures' owner is jobs.core.figures (paused queues
-    included, due and wait by the database's clock unless `now` is given); this is
-    its name for the overview, the queues page and unserved queues, which read it
-    once and share it, so they agree."""
-    return figures.waiting_by_queue(now)
-
-
 def queue_depths(now: datetime | None = None,
                  waiting: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Per queue with queued or retrying jobs: how many are due now (`depth`), how many
     are scheduled for later (`later`), and how long the oldest due one has waited
-    (None when none is due). `waiting`: `waiting_by_queue(now)`, when the caller has it."""
-    waiting = waiting_by_queue(now) if waiting is None else waiting
+    (None when none is due). `waiting`: `figures.waiting_by_queue(now)`, when the caller has it."""
+    waiting = figures.waiting_by_queue(now) if waiting is None else waiting
     return [
         {"queue": name, "depth": r["due"], "later": r["later"], "oldest_age": r["wait"]}
         for name, r in sorted(waiting.items())
@@ -49,7 +40,7 @@ def queue_depths(now: datetime | None = None,
 def oldest_queued_age(now: datetime | None = None) -> timedelta | None:
     """How long the oldest due job of any queue (paused ones too) has waited; None when
     none is due."""
-    return figures.oldest_wait(waiting_by_queue(now))
+    return figures.oldest_wait(figures.waiting_by_queue(now))
 
 
 def unresolved_dead_letters() -> int:

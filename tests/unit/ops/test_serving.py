@@ -105,7 +105,7 @@ def test_the_overview_figures_and_the_warning_read_one_count():
     due("reports")
     JobFactory(queue="reports", run_after=timezone.now() + timedelta(hours=1))
     now = timezone.now()
-    waiting = stats.waiting_by_queue(now)
+    waiting = figures.waiting_by_queue(now)
     [row] = stats.queue_depths(now, waiting)
     [q] = serving.state(now, waiting).unserved
     assert (row["depth"], row["later"]) == (1, 1) and q.due == row["depth"]
